@@ -61,7 +61,11 @@ export interface EventStore {
    * awaiting the handler for each. A handler error stops the subscription: `caughtUp` rejects if
    * it happens during catch-up, `onError` hears of it afterwards.
    */
-  subscribeAll(fromPosition: bigint | null, handler: EventHandler, onError?: (error: unknown) => void): Subscription
+  subscribeAll(
+    fromPosition: bigint | null,
+    handler: EventHandler,
+    onError?: (error: unknown) => void,
+  ): Subscription
   /** Names of every stream, for audits. */
   listStreams(): Promise<string[]>
   close(): Promise<void>
@@ -69,13 +73,16 @@ export interface EventStore {
 
 export class WrongExpectedRevisionError extends Error {
   readonly code = 'WRONG_EXPECTED_REVISION'
-  constructor(
-    readonly stream: string,
-    readonly expected: ExpectedRevision,
-    readonly actual: number | 'no_stream',
-  ) {
+  readonly stream: string
+  readonly expected: ExpectedRevision
+  readonly actual: number | 'no_stream'
+
+  constructor(stream: string, expected: ExpectedRevision, actual: number | 'no_stream') {
     super(`Stream ${stream}: expected revision ${String(expected)}, actual ${String(actual)}`)
     this.name = 'WrongExpectedRevisionError'
+    this.stream = stream
+    this.expected = expected
+    this.actual = actual
   }
 }
 

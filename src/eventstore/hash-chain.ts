@@ -41,13 +41,23 @@ export function chainEvents(
   let prev = headHash
   return events.map((event, i) => {
     const metadata = { ...event.metadata, prev_hash: prev }
-    const hash = eventHash({ stream_id: stream, revision: firstRevision + i, type: event.type, data: event.data, metadata })
+    const hash = eventHash({
+      stream_id: stream,
+      revision: firstRevision + i,
+      type: event.type,
+      data: event.data,
+      metadata,
+    })
     prev = hash
     return { type: event.type, data: event.data, metadata: { ...metadata, hash } }
   })
 }
 
-export type ChainBreak = { stream_id: string; revision: number; reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'revision_gap' }
+export type ChainBreak = {
+  stream_id: string
+  revision: number
+  reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'revision_gap'
+}
 
 /** Verifies a whole stream; returns the first broken event, or null when the chain holds. */
 export function verifyChain(events: RecordedEvent[]): ChainBreak | null {

@@ -48,16 +48,22 @@ export function openOwnedDatabase(path: string, what: string): DatabaseSync {
   try {
     db = new DatabaseSync(path)
     const { application_id } = db.prepare('PRAGMA application_id').get() as { application_id: number }
-    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as { n: number }
+    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as {
+      n: number
+    }
     if (application_id !== APPLICATION_ID && !(isNew || (application_id === 0 && tables.n === 0))) {
       db.close()
-      throw new StoreFileError(`${path} is a SQLite database of another application, not the ${what}; refusing to use it`)
+      throw new StoreFileError(
+        `${path} is a SQLite database of another application, not the ${what}; refusing to use it`,
+      )
     }
     db.exec('PRAGMA journal_mode = WAL')
     if (application_id !== APPLICATION_ID) db.exec(`PRAGMA application_id = ${APPLICATION_ID}`)
   } catch (error) {
     if (error instanceof StoreFileError) throw error
-    throw new StoreFileError(`cannot open the ${what} at ${path}: ${(error as Error).message}`, { cause: error })
+    throw new StoreFileError(`cannot open the ${what} at ${path}: ${(error as Error).message}`, {
+      cause: error,
+    })
   }
   return db
 }
@@ -69,7 +75,9 @@ export function openSqliteEventStore(path: string, options: SqliteEventStoreOpti
   const { user_version } = db.prepare('PRAGMA user_version').get() as { user_version: number }
   if (user_version > SCHEMA_VERSION) {
     db.close()
-    throw new StoreFileError(`${path} has event store schema ${user_version}, newer than this version understands`)
+    throw new StoreFileError(
+      `${path} has event store schema ${user_version}, newer than this version understands`,
+    )
   }
   db.exec(`
     CREATE TABLE IF NOT EXISTS events (
@@ -179,27 +187,42 @@ class SqliteEventStore implements EventStore {
     return (this.#readAll.all(Number(from), limit) as Row[]).map(toRecorded)
   }
 
-  subscribeAll(fromPosition: bigint | null, handler: EventHandler, onError?: (error: unknown) => void): Subscription {
+  subscribeAll(
+    fromPosition: bigint | null,
+    handler: EventHandler,
+    onError?: (error: unknown) => void,
+  ): Subscription {
     let last = fromPosition ?? 0n
     let closed = false
-    let draining: Promise<void> | null = null
+    let running: Promise<void> | null = null
     let again = false
 
-    // Pull everything after `last`; a wake-up during a drain makes it loop once more, so no
-    // event committed meanwhile is missed and none is delivered twice.
-    const drain = async (): Promise<void> => {
-      do {
-        again = false
-        while (!closed && !this.#closed) {
-          const batch = this.#readAllSync(last, READ_BATCH)
-          if (batch.length === 0) break
-          for (const event of batch) {
-            if (closed) return
-            await handler(event)
-            last = event.position
-          }
+    const pull = async (): Promise<void> => {
+      while (!closed && !this.#closed) {
+        const batch = this.#readAllSync(last, READ_BATCH)
+        if (batch.length === 0) return
+        for (const event of batch) {
+          if (closed) return
+          await handler(event)
+          last = event.position
         }
-      } while (again && !closed)
+      }
+    }
+    // A wake-up during a pull makes it pull once more; `running` is cleared in the same
+    // microtask as the last check of `again`, so no commit can slip between the two.
+    const run = (): Promise<void> => {
+      const pass = (async () => {
+        try {
+          do {
+            again = false
+            await pull()
+          } while (again && !closed)
+        } finally {
+          running = null
+        }
+      })()
+      running = pass
+      return pass
     }
     const stop = (error: unknown): void => {
       closed = true
@@ -208,44 +231,31 @@ class SqliteEventStore implements EventStore {
       else console.error('subscription stopped:', error)
     }
     const wake = (): void => {
-      if (draining) {
-        again = true
-        return
-      }
-      draining = drain()
-        .catch(stop)
-        .finally(() => {
-          draining = null
-        })
+      if (closed) return
+      if (running) again = true
+      else run().catch(stop)
     }
     this.#wakeUps.add(wake)
-    const caughtUp = drain()
-    draining = caughtUp.then(
-      () => {
-        draining = null
-        if (again && !closed) wake()
-      },
-      () => {
-        closed = true
-        this.#wakeUps.delete(wake)
-        draining = null
-      },
-    )
+    const caughtUp = run()
+    caughtUp.catch(() => {
+      closed = true
+      this.#wakeUps.delete(wake)
+    })
     return {
       caughtUp,
       close: async () => {
         closed = true
         this.#wakeUps.delete(wake)
-        await draining?.catch(() => {})
+        await running?.catch(() => {})
       },
     }
   }
 
   async listStreams(): Promise<string[]> {
     this.#assertOpen()
-    return (this.#db.prepare('SELECT stream_id FROM streams ORDER BY stream_id').all() as { stream_id: string }[]).map(
-      (r) => r.stream_id,
-    )
+    return (
+      this.#db.prepare('SELECT stream_id FROM streams ORDER BY stream_id').all() as { stream_id: string }[]
+    ).map((r) => r.stream_id)
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type EventStore, type NewEvent, WrongExpectedRevisionError } from '../../src/eventstore/event-store.ts'
+import {
+  type EventStore,
+  type NewEvent,
+  WrongExpectedRevisionError,
+} from '../../src/eventstore/event-store.ts'
 import { verifyChain } from '../../src/eventstore/hash-chain.ts'
 
 export type StoreFactory = () => Promise<{ open(): Promise<EventStore>; cleanup(): Promise<void> }>
@@ -50,7 +54,9 @@ export function describeEventStoreContract(name: string, factory: StoreFactory):
       const s = streamName()
       const first = await store.append(s, [newEvent('A', { n: 1 }), newEvent('B', { n: 2 })], 'no_stream')
       expect(first.next_expected_revision).toBe(1)
-      await expect(store.append(s, [newEvent('C')], 'no_stream')).rejects.toBeInstanceOf(WrongExpectedRevisionError)
+      await expect(store.append(s, [newEvent('C')], 'no_stream')).rejects.toBeInstanceOf(
+        WrongExpectedRevisionError,
+      )
       await expect(store.append(s, [newEvent('C')], 0)).rejects.toBeInstanceOf(WrongExpectedRevisionError)
       const second = await store.append(s, [newEvent('C', { n: 3 })], 1)
       expect(second.next_expected_revision).toBe(2)

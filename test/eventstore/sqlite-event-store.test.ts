@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { describe, expect, it } from 'vitest'
 import { verifyChain } from '../../src/eventstore/hash-chain.ts'
 import { openSqliteEventStore, StoreFileError } from '../../src/eventstore/sqlite-event-store.ts'
@@ -39,11 +39,17 @@ describe('sqlite event store files', () => {
   it('detects a tampered event and names it', async () => {
     const path = join(tempDir(), 'events.db')
     const store = openSqliteEventStore(path)
-    await store.append('user-1', [newEvent('A', { role: 'user' }), newEvent('B', { role: 'user' })], 'no_stream')
+    await store.append(
+      'user-1',
+      [newEvent('A', { role: 'user' }), newEvent('B', { role: 'user' })],
+      'no_stream',
+    )
     await store.append('user-1', [newEvent('C')], 1)
     await store.close()
     const raw = new DatabaseSync(path)
-    raw.prepare("UPDATE events SET data = ? WHERE stream_id = 'user-1' AND revision = 1").run('{"role":"admin"}')
+    raw
+      .prepare("UPDATE events SET data = ? WHERE stream_id = 'user-1' AND revision = 1")
+      .run('{"role":"admin"}')
     raw.close()
     const reopened = openSqliteEventStore(path)
     expect(verifyChain(await reopened.readStream('user-1'))).toEqual({

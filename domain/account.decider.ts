@@ -1,0 +1,235 @@
+import type { AccountEvent, AccountRegistered, SessionsRevoked } from './account.events.ts'
+import {
+  type Account,
+  type ExistingAccount,
+  evolveAccount,
+  initialAccount,
+  isLockedAt,
+  isTotpEnabled,
+} from './account.ts'
+import { DomainError } from './errors.ts'
+import type { Role } from './event.ts'
+import { automaticLockMinutes, MAX_CONSECUTIVE_FAILURES } from './lockout.ts'
+
+type Client = { ip_address: string | null; user_agent: string | null }
+
+export type AccountCommand =
+  | { type: 'Register'; data: AccountRegistered['data'] }
+  | { type: 'RecordFailedLogin'; data: Client & { reason: 'password' | 'second_factor'; now: number } }
+  | { type: 'RecordSuccessfulLogin'; data: { now: number } }
+  | { type: 'Lock'; data: { note: string | null; until: string | null } }
+  | { type: 'Unlock'; data: Record<string, never> }
+  | { type: 'Deactivate'; data: Record<string, never> }
+  | { type: 'Activate'; data: Record<string, never> }
+  | { type: 'ChangeRole'; data: { role: Role } }
+  | {
+      type: 'UpdateProfile'
+      data: {
+        email?: { email: string; email_key: string }
+        full_name?: string | null
+        password_hash?: string
+        current_session_id: number | null
+      }
+    }
+  | { type: 'RehashPassword'; data: { password_hash: string } }
+  | { type: 'StartTotpEnrollment'; data: { secret: string } }
+  | { type: 'EnableTotp'; data: { step: number; recovery_code_hashes: string[] } }
+  | { type: 'AcceptSecondFactor'; data: { totp_step: number } | { recovery_index: number } }
+  | { type: 'DisableTotp'; data: Record<string, never> }
+  | { type: 'RequestPasswordReset'; data: { token_hash: string; expires_at: string } }
+  | { type: 'CompletePasswordReset'; data: { token_hash: string; password_hash: string; now: number } }
+  | { type: 'Delete'; data: Record<string, never> }
+
+function existing(state: Account): ExistingAccount {
+  if (state.status === 'none' || state.status === 'erased') {
+    throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
+  }
+  return state
+}
+
+function revokeAll(reason: SessionsRevoked['data']['reason'], except: number | null = null): SessionsRevoked {
+  return { type: 'SessionsRevoked', data: { reason, except_session_id: except } }
+}
+
+function assertNotLocked(account: ExistingAccount, now: number): void {
+  if (!isLockedAt(account, now)) return
+  const until = account.lock?.until
+  const retryAfterSeconds = until ? Math.max(1, Math.ceil((Date.parse(until) - now) / 1000)) : undefined
+  throw new DomainError('ACCOUNT_LOCKED', 'Account is locked', { retryAfterSeconds })
+}
+
+function register(command: Extract<AccountCommand, { type: 'Register' }>, state: Account): AccountEvent[] {
+  if (state.status !== 'none') throw new DomainError('CONCURRENT_CHANGE', 'Account id already in use')
+  return [{ type: 'AccountRegistered', data: command.data }]
+}
+
+function recordFailedLogin(
+  command: Extract<AccountCommand, { type: 'RecordFailedLogin' }>,
+  state: Account,
+): AccountEvent[] {
+  const account = existing(state)
+  const { now, reason, ip_address, user_agent } = command.data
+  assertNotLocked(account, now)
+  const events: AccountEvent[] = [{ type: 'LoginFailed', data: { reason, ip_address, user_agent } }]
+  if (account.failedLogins + 1 >= MAX_CONSECUTIVE_FAILURES) {
+    const minutes = automaticLockMinutes(account.automaticLocks)
+    const until = new Date(now + minutes * 60_000).toISOString()
+    events.push({ type: 'AccountLocked', data: { reason: 'too_many_failures', note: null, until } })
+  }
+  return events
+}
+
+function recordSuccessfulLogin(
+  command: Extract<AccountCommand, { type: 'RecordSuccessfulLogin' }>,
+  state: Account,
+): AccountEvent[] {
+  const account = existing(state)
+  assertNotLocked(account, command.data.now)
+  if (account.status === 'deactivated') throw new DomainError('ACCOUNT_DEACTIVATED', 'Account is deactivated')
+  const needsClearing = account.failedLogins > 0 || account.automaticLocks > 0
+  return needsClearing ? [{ type: 'FailedLoginsCleared', data: {} }] : []
+}
+
+function updateProfile(
+  command: Extract<AccountCommand, { type: 'UpdateProfile' }>,
+  state: Account,
+): AccountEvent[] {
+  const account = existing(state)
+  const { email, full_name, password_hash, current_session_id } = command.data
+  const events: AccountEvent[] = []
+  if (email && email.email_key !== account.emailKey) {
+    events.push({
+      type: 'EmailChanged',
+      data: { email: email.email, email_key: email.email_key, previous_email_key: account.emailKey },
+    })
+  }
+  if (full_name !== undefined && full_name !== account.fullName) {
+    events.push({ type: 'FullNameChanged', data: { full_name } })
+  }
+  if (password_hash) {
+    events.push({ type: 'PasswordChanged', data: { password_hash, reason: 'user' } })
+    events.push(revokeAll('password_changed', current_session_id))
+  }
+  return events
+}
+
+function acceptSecondFactor(
+  command: Extract<AccountCommand, { type: 'AcceptSecondFactor' }>,
+  state: Account,
+): AccountEvent[] {
+  const account = existing(state)
+  if (!isTotpEnabled(account))
+    throw new DomainError('TWO_FACTOR_NOT_ENABLED', 'Two-factor authentication is not enabled')
+  const events: AccountEvent[] = []
+  if ('totp_step' in command.data) {
+    const { totp_step } = command.data
+    if (account.totp.lastStep !== null && totp_step <= account.totp.lastStep) {
+      throw new DomainError('TWO_FACTOR_CODE_INVALID', 'Invalid or already used code')
+    }
+    events.push({ type: 'TotpCodeAccepted', data: { step: totp_step } })
+  } else {
+    const { recovery_index } = command.data
+    if (account.totp.recoveryCodes[recovery_index] == null) {
+      throw new DomainError('TWO_FACTOR_CODE_INVALID', 'Invalid or already used code')
+    }
+    events.push({ type: 'RecoveryCodeUsed', data: { index: recovery_index } })
+  }
+  if (account.failedLogins > 0 || account.automaticLocks > 0)
+    events.push({ type: 'FailedLoginsCleared', data: {} })
+  return events
+}
+
+function completePasswordReset(
+  command: Extract<AccountCommand, { type: 'CompletePasswordReset' }>,
+  state: Account,
+): AccountEvent[] {
+  const invalid = new DomainError('RESET_TOKEN_INVALID', 'Invalid or expired reset token')
+  if (state.status === 'none' || state.status === 'erased') throw invalid
+  const { token_hash, password_hash, now } = command.data
+  const token = state.resetTokens.find((t) => t.hash === token_hash)
+  if (!token || token.used || Date.parse(token.expiresAt) <= now) throw invalid
+  return [
+    { type: 'PasswordResetCompleted', data: { token_hash } },
+    { type: 'PasswordChanged', data: { password_hash, reason: 'reset' } },
+    revokeAll('password_reset'),
+  ]
+}
+
+export function decideAccount(command: AccountCommand, state: Account): AccountEvent[] {
+  switch (command.type) {
+    case 'Register':
+      return register(command, state)
+    case 'RecordFailedLogin':
+      return recordFailedLogin(command, state)
+    case 'RecordSuccessfulLogin':
+      return recordSuccessfulLogin(command, state)
+    case 'Lock':
+      existing(state)
+      return [{ type: 'AccountLocked', data: { reason: 'admin', ...command.data } }, revokeAll('locked')]
+    case 'Unlock': {
+      const account = existing(state)
+      return account.lock || account.failedLogins > 0 ? [{ type: 'AccountUnlocked', data: {} }] : []
+    }
+    case 'Deactivate':
+      return existing(state).status === 'deactivated'
+        ? []
+        : [{ type: 'AccountDeactivated', data: {} }, revokeAll('deactivated')]
+    case 'Activate':
+      return existing(state).status === 'active' ? [] : [{ type: 'AccountActivated', data: {} }]
+    case 'ChangeRole': {
+      const account = existing(state)
+      if (account.role === command.data.role) return []
+      return [
+        { type: 'RoleChanged', data: { role: command.data.role, previous_role: account.role } },
+        revokeAll('role_changed'),
+      ]
+    }
+    case 'UpdateProfile':
+      return updateProfile(command, state)
+    case 'RehashPassword':
+      existing(state)
+      return [
+        { type: 'PasswordChanged', data: { password_hash: command.data.password_hash, reason: 'rehash' } },
+      ]
+    case 'StartTotpEnrollment':
+      if (isTotpEnabled(existing(state))) {
+        throw new DomainError('TWO_FACTOR_ALREADY_ENABLED', 'Two-factor authentication is already enabled')
+      }
+      return [{ type: 'TotpEnrollmentStarted', data: { secret: command.data.secret } }]
+    case 'EnableTotp': {
+      const account = existing(state)
+      if (isTotpEnabled(account)) {
+        throw new DomainError('TWO_FACTOR_ALREADY_ENABLED', 'Two-factor authentication is already enabled')
+      }
+      if (!account.totp.pendingSecret) {
+        throw new DomainError('TWO_FACTOR_NOT_STARTED', 'Start enrolment with /auth/generate-2fa-code first')
+      }
+      return [{ type: 'TotpEnabled', data: command.data }]
+    }
+    case 'AcceptSecondFactor':
+      return acceptSecondFactor(command, state)
+    case 'DisableTotp':
+      if (!isTotpEnabled(existing(state))) {
+        throw new DomainError('TWO_FACTOR_NOT_ENABLED', 'Two-factor authentication is not enabled')
+      }
+      return [{ type: 'TotpDisabled', data: {} }]
+    case 'RequestPasswordReset':
+      existing(state)
+      return [{ type: 'PasswordResetRequested', data: command.data }]
+    case 'CompletePasswordReset':
+      return completePasswordReset(command, state)
+    case 'Delete': {
+      const account = existing(state)
+      return [
+        revokeAll('deleted'),
+        { type: 'AccountDeleted', data: { username_key: account.usernameKey, email_key: account.emailKey } },
+      ]
+    }
+    default: {
+      const unknown: never = command
+      throw new Error(`unknown command ${JSON.stringify(unknown)}`)
+    }
+  }
+}
+
+export const accountDecider = { decide: decideAccount, evolve: evolveAccount, initialState: initialAccount }

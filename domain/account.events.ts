@@ -1,0 +1,101 @@
+import type { Event, Role } from './event.ts'
+
+export type AccountRegistered = Event<
+  'AccountRegistered',
+  {
+    user_id: number
+    username: string
+    email: string
+    full_name: string | null
+    company_name: string | null
+    role: Role
+    password_hash: string
+    username_key: string
+    email_key: string
+  }
+>
+export type LoginFailed = Event<
+  'LoginFailed',
+  { reason: 'password' | 'second_factor'; ip_address: string | null; user_agent: string | null }
+>
+export type FailedLoginsCleared = Event<'FailedLoginsCleared', Record<string, never>>
+export type AccountLocked = Event<
+  'AccountLocked',
+  { reason: 'admin' | 'too_many_failures'; note: string | null; until: string | null }
+>
+export type AccountUnlocked = Event<'AccountUnlocked', Record<string, never>>
+export type AccountDeactivated = Event<'AccountDeactivated', Record<string, never>>
+export type AccountActivated = Event<'AccountActivated', Record<string, never>>
+export type RoleChanged = Event<'RoleChanged', { role: Role; previous_role: Role }>
+export type EmailChanged = Event<
+  'EmailChanged',
+  { email: string; email_key: string; previous_email_key: string }
+>
+export type FullNameChanged = Event<'FullNameChanged', { full_name: string | null }>
+export type PasswordChanged = Event<
+  'PasswordChanged',
+  { password_hash: string; reason: 'user' | 'reset' | 'rehash' }
+>
+export type SessionsRevoked = Event<
+  'SessionsRevoked',
+  {
+    reason: 'password_changed' | 'password_reset' | 'locked' | 'deactivated' | 'role_changed' | 'deleted'
+    except_session_id: number | null
+  }
+>
+export type TotpEnrollmentStarted = Event<'TotpEnrollmentStarted', { secret: string }>
+export type TotpEnabled = Event<'TotpEnabled', { recovery_code_hashes: string[]; step: number }>
+export type TotpDisabled = Event<'TotpDisabled', Record<string, never>>
+export type TotpCodeAccepted = Event<'TotpCodeAccepted', { step: number }>
+export type RecoveryCodeUsed = Event<'RecoveryCodeUsed', { index: number }>
+export type PasswordResetRequested = Event<
+  'PasswordResetRequested',
+  { token_hash: string; expires_at: string }
+>
+export type PasswordResetCompleted = Event<'PasswordResetCompleted', { token_hash: string }>
+export type AccountDeleted = Event<'AccountDeleted', { username_key: string; email_key: string }>
+
+export type AccountEvent =
+  | AccountRegistered
+  | LoginFailed
+  | FailedLoginsCleared
+  | AccountLocked
+  | AccountUnlocked
+  | AccountDeactivated
+  | AccountActivated
+  | RoleChanged
+  | EmailChanged
+  | FullNameChanged
+  | PasswordChanged
+  | SessionsRevoked
+  | TotpEnrollmentStarted
+  | TotpEnabled
+  | TotpDisabled
+  | TotpCodeAccepted
+  | RecoveryCodeUsed
+  | PasswordResetRequested
+  | PasswordResetCompleted
+  | AccountDeleted
+
+export const ACCOUNT_EVENT_TYPES: ReadonlySet<string> = new Set<AccountEvent['type']>([
+  'AccountRegistered',
+  'LoginFailed',
+  'FailedLoginsCleared',
+  'AccountLocked',
+  'AccountUnlocked',
+  'AccountDeactivated',
+  'AccountActivated',
+  'RoleChanged',
+  'EmailChanged',
+  'FullNameChanged',
+  'PasswordChanged',
+  'SessionsRevoked',
+  'TotpEnrollmentStarted',
+  'TotpEnabled',
+  'TotpDisabled',
+  'TotpCodeAccepted',
+  'RecoveryCodeUsed',
+  'PasswordResetRequested',
+  'PasswordResetCompleted',
+  'AccountDeleted',
+])

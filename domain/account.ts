@@ -1,0 +1,173 @@
+import type { AccountEvent } from './account.events.ts'
+import type { Role } from './event.ts'
+
+export type Lock = { reason: 'admin' | 'too_many_failures'; note: string | null; until: string | null }
+
+export type Totp = {
+  pendingSecret: string | null
+  secret: string | null
+  lastStep: number | null
+  /** Hashes of unused recovery codes; a used one becomes null so indexes stay stable. */
+  recoveryCodes: (string | null)[]
+}
+
+export type ResetToken = { hash: string; expiresAt: string; used: boolean }
+
+export type ExistingAccount = {
+  status: 'active' | 'deactivated'
+  id: number
+  username: string
+  email: string
+  fullName: string | null
+  role: Role
+  usernameKey: string
+  emailKey: string
+  passwordHash: string
+  failedLogins: number
+  automaticLocks: number
+  lock: Lock | null
+  totp: Totp
+  resetTokens: ResetToken[]
+  /** Revision of the last event folded; sessions remember the revision they started at. */
+  revision: number
+  sessionRevocations: SessionRevocation[]
+}
+
+/** Sessions started before `revision` of the account stream are revoked, but for `except`. */
+export type SessionRevocation = { revision: number; except: number | null }
+
+export type Account = { status: 'none' } | ExistingAccount | { status: 'erased'; id: number }
+
+export const initialAccount: Account = { status: 'none' }
+
+const NO_TOTP: Totp = { pendingSecret: null, secret: null, lastStep: null, recoveryCodes: [] }
+
+export function isLockedAt(account: ExistingAccount, nowMs: number): boolean {
+  if (!account.lock) return false
+  return account.lock.until === null || Date.parse(account.lock.until) > nowMs
+}
+
+export function isTotpEnabled(account: ExistingAccount): boolean {
+  return account.totp.secret !== null
+}
+
+/** History is a fact: an event that does not fit the state leaves it unchanged. */
+export function evolveAccount(state: Account, event: AccountEvent): Account {
+  if (event.type === 'AccountRegistered') {
+    if (state.status !== 'none') return state
+    const d = event.data
+    return {
+      status: 'active',
+      id: d.user_id,
+      username: d.username,
+      email: d.email,
+      fullName: d.full_name,
+      role: d.role,
+      usernameKey: d.username_key,
+      emailKey: d.email_key,
+      passwordHash: d.password_hash,
+      failedLogins: 0,
+      automaticLocks: 0,
+      lock: null,
+      totp: NO_TOTP,
+      resetTokens: [],
+      revision: 0,
+      sessionRevocations: [],
+    }
+  }
+  if (state.status === 'none' || state.status === 'erased') return state
+  const next = applyToExisting(state, event)
+  return next.status === 'erased' ? next : { ...next, revision: state.revision + 1 }
+}
+
+export function isSessionRevokedByAccount(
+  account: ExistingAccount,
+  sessionId: number,
+  startedAtRevision: number,
+): boolean {
+  return account.sessionRevocations.some((r) => startedAtRevision < r.revision && r.except !== sessionId)
+}
+
+function applyToExisting(
+  state: ExistingAccount,
+  event: AccountEvent,
+): ExistingAccount | { status: 'erased'; id: number } {
+  switch (event.type) {
+    case 'AccountRegistered':
+      return state
+    case 'LoginFailed':
+      return { ...state, failedLogins: state.failedLogins + 1 }
+    case 'FailedLoginsCleared':
+      return { ...state, failedLogins: 0, automaticLocks: 0 }
+    case 'AccountLocked':
+      return {
+        ...state,
+        lock: event.data,
+        failedLogins: 0,
+        automaticLocks: state.automaticLocks + (event.data.reason === 'too_many_failures' ? 1 : 0),
+      }
+    case 'AccountUnlocked':
+      return { ...state, lock: null, failedLogins: 0 }
+    case 'AccountDeactivated':
+      return { ...state, status: 'deactivated' }
+    case 'AccountActivated':
+      return { ...state, status: 'active' }
+    case 'RoleChanged':
+      return { ...state, role: event.data.role }
+    case 'EmailChanged':
+      return { ...state, email: event.data.email, emailKey: event.data.email_key }
+    case 'FullNameChanged':
+      return { ...state, fullName: event.data.full_name }
+    case 'PasswordChanged':
+      return { ...state, passwordHash: event.data.password_hash }
+    case 'SessionsRevoked':
+      return {
+        ...state,
+        sessionRevocations: [
+          ...state.sessionRevocations,
+          { revision: state.revision + 1, except: event.data.except_session_id },
+        ],
+      }
+    case 'TotpEnrollmentStarted':
+      return { ...state, totp: { ...state.totp, pendingSecret: event.data.secret } }
+    case 'TotpEnabled':
+      return {
+        ...state,
+        totp: {
+          pendingSecret: null,
+          secret: state.totp.pendingSecret,
+          lastStep: event.data.step,
+          recoveryCodes: event.data.recovery_code_hashes,
+        },
+      }
+    case 'TotpDisabled':
+      return { ...state, totp: NO_TOTP }
+    case 'TotpCodeAccepted':
+      return { ...state, totp: { ...state.totp, lastStep: event.data.step } }
+    case 'RecoveryCodeUsed':
+      return {
+        ...state,
+        totp: {
+          ...state.totp,
+          recoveryCodes: state.totp.recoveryCodes.map((c, i) => (i === event.data.index ? null : c)),
+        },
+      }
+    case 'PasswordResetRequested':
+      return {
+        ...state,
+        resetTokens: [
+          ...state.resetTokens,
+          { hash: event.data.token_hash, expiresAt: event.data.expires_at, used: false },
+        ],
+      }
+    case 'PasswordResetCompleted':
+      return {
+        ...state,
+        resetTokens: state.resetTokens.map((t) =>
+          t.hash === event.data.token_hash ? { ...t, used: true } : t,
+        ),
+      }
+    case 'AccountDeleted':
+      return { status: 'erased', id: state.id }
+  }
+}

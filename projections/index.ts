@@ -1,0 +1,6 @@
+import { activityProjection } from './activity.projection.ts'
+import type { Projection } from './projection.ts'
+import { sessionsProjection } from './sessions.projection.ts'
+import { usersProjection } from './users.projection.ts'
+
+export const projections: readonly Projection[] = [usersProjection, sessionsProjection, activityProjection]

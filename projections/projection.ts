@@ -1,0 +1,20 @@
+/** A projection applies one (decrypted) event to its read-model tables through a narrow writer. */
+import type { RecordedEvent } from '../src/eventstore/event-store.ts'
+
+export type SqlValue = string | number | bigint | null
+
+export interface ReadModelWriter {
+  run(sql: string, ...params: SqlValue[]): void
+  get<T>(sql: string, ...params: SqlValue[]): T | undefined
+}
+
+export type Projection = {
+  name: string
+  /** CREATE statements; `rebuild` drops `tables` and runs these again. */
+  schema: string
+  tables: readonly string[]
+  handles: ReadonlySet<string>
+  apply(event: RecordedEvent, db: ReadModelWriter): void
+}
+
+export const str = (value: unknown): string | null => (typeof value === 'string' ? value : null)

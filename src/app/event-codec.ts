@@ -1,0 +1,74 @@
+/**
+ * Between the domain and the store: encrypts personal fields on the way in, decrypts them on
+ * the way out ("[erased]" once the account's key is destroyed), and refuses unknown event types.
+ */
+import { ACCOUNT_EVENT_TYPES } from '../../domain/account.events.ts'
+import { ERASED, PERSONAL_FIELDS } from '../../domain/personal-data.ts'
+import { SESSION_EVENT_TYPES } from '../../domain/session.events.ts'
+import type { RecordedEvent } from '../eventstore/event-store.ts'
+import { dataKeyOwner } from './streams.ts'
+
+export interface FieldCipher {
+  ensureKey(owner: string): void
+  encrypt(owner: string, plaintext: string): string
+  decrypt(owner: string, value: string): string | null
+}
+
+export const OTHER_EVENT_TYPES: ReadonlySet<string> = new Set([
+  'IdReserved',
+  'UniqueValueClaimed',
+  'UniqueValueReleased',
+])
+
+export class UnknownEventTypeError extends Error {
+  constructor(event: { stream_id: string; revision: number; type: string }) {
+    super(
+      `unknown event type "${event.type}" at ${event.stream_id}@${event.revision}: ` +
+        'this version of the service cannot read the store (was it written by a newer version?)',
+    )
+    this.name = 'UnknownEventTypeError'
+  }
+}
+
+export function isKnownEventType(type: string): boolean {
+  return ACCOUNT_EVENT_TYPES.has(type) || SESSION_EVENT_TYPES.has(type) || OTHER_EVENT_TYPES.has(type)
+}
+
+/** The account whose data key covers an event's personal fields. */
+function ownerOf(event: { stream_id: string; data: Record<string, unknown> }): number | null {
+  if (event.stream_id.startsWith('user-')) return Number(event.stream_id.slice(5))
+  return typeof event.data.user_id === 'number' ? event.data.user_id : null
+}
+
+export function createEventCodec(cipher: FieldCipher) {
+  return {
+    encode(userId: number, type: string, data: Record<string, unknown>): Record<string, unknown> {
+      const fields = PERSONAL_FIELDS[type]
+      if (!fields) return data
+      const owner = dataKeyOwner(userId)
+      cipher.ensureKey(owner)
+      const encoded = { ...data }
+      for (const field of fields) {
+        const value = encoded[field]
+        if (typeof value === 'string') encoded[field] = cipher.encrypt(owner, value)
+      }
+      return encoded
+    },
+
+    decode(event: RecordedEvent): RecordedEvent {
+      if (!isKnownEventType(event.type)) throw new UnknownEventTypeError(event)
+      const fields = PERSONAL_FIELDS[event.type]
+      if (!fields) return event
+      const userId = ownerOf(event)
+      const data = { ...event.data }
+      for (const field of fields) {
+        const value = data[field]
+        if (typeof value !== 'string') continue
+        data[field] = userId === null ? ERASED : (cipher.decrypt(dataKeyOwner(userId), value) ?? ERASED)
+      }
+      return { ...event, data }
+    },
+  }
+}
+
+export type EventCodec = ReturnType<typeof createEventCodec>

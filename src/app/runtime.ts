@@ -1,0 +1,89 @@
+/** Wires the adapters for one running service: event store, keys, read models, app services. */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { projections } from '../../projections/index.ts'
+import type { Config } from '../config.ts'
+import type { EventStore } from '../eventstore/event-store.ts'
+import { openSqliteEventStore } from '../eventstore/sqlite-event-store.ts'
+import { type Logger, silentLogger } from '../logger.ts'
+import { createProjectionRunner } from '../readstore/projection-runner.ts'
+import { createQueries } from '../readstore/queries.ts'
+import { ReadStore } from '../readstore/read-store.ts'
+import { openDataKeyStore } from '../security/data-keys.ts'
+import { createPasswordHasher, type PasswordHasher } from '../security/passwords.ts'
+import { loadOrCreateSecret } from '../security/secrets.ts'
+import { createAccounts } from './accounts.ts'
+import { createCommandHandler } from './command-handler.ts'
+import { createEventCodec } from './event-codec.ts'
+import { createUniqueClaims } from './unique-claims.ts'
+
+export class DataDirError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'DataDirError'
+  }
+}
+
+async function openEventStore(config: Config): Promise<EventStore> {
+  if (!config.eventStoreUrl) {
+    return openSqliteEventStore(join(config.dataDir, 'events.db'), { synchronous: config.sqliteSynchronous })
+  }
+  const { openEsdbEventStore } = await import('../eventstore/esdb-event-store.ts')
+  return openEsdbEventStore(config.eventStoreUrl)
+}
+
+export async function openRuntime(
+  config: Config,
+  options: { now?: () => Date; passwords?: PasswordHasher; log?: Logger } = {},
+) {
+  const now = options.now ?? (() => new Date())
+  const log = options.log ?? silentLogger
+  try {
+    mkdirSync(config.dataDir, { recursive: true })
+  } catch (error) {
+    throw new DataDirError(`DATA_DIR ${config.dataDir} cannot be created: ${(error as Error).message}`, {
+      cause: error,
+    })
+  }
+  const store = await openEventStore(config)
+  const dataKeys = openDataKeyStore({ dataDir: config.dataDir, masterKey: config.masterKey ?? undefined })
+  const codec = createEventCodec(dataKeys)
+  const readStore = new ReadStore(join(config.dataDir, 'read-models.db'), projections)
+  const runner = createProjectionRunner({
+    store,
+    readStore,
+    codec,
+    onError: (error) => log.error('projections stopped', { error: (error as Error).message }),
+  })
+  await runner.start()
+  const queries = createQueries(readStore.db)
+  const commands = createCommandHandler(store, codec, now)
+  const claims = createUniqueClaims(store, loadOrCreateSecret(config.dataDir, 'uniqueness'), now)
+  const passwords = options.passwords ?? createPasswordHasher()
+  const accounts = createAccounts({ store, commands, runner, queries, claims, passwords, now })
+
+  return {
+    config,
+    log,
+    store,
+    dataKeys,
+    codec,
+    readStore,
+    runner,
+    queries,
+    commands,
+    claims,
+    passwords,
+    accounts,
+    now,
+    async close(): Promise<void> {
+      await runner.stop()
+      await passwords.close()
+      await store.close()
+      readStore.close()
+      dataKeys.close()
+    },
+  }
+}
+
+export type Runtime = Awaited<ReturnType<typeof openRuntime>>

@@ -1,0 +1,82 @@
+/** Configuration from the environment, with defaults that work on a laptop (API.md). */
+import { resolve } from 'node:path'
+
+export type Config = {
+  port: number
+  host: string
+  dataDir: string
+  eventStoreUrl: string | null
+  adminBootstrapToken: string | null
+  smtpUrl: string | null
+  mailFrom: string
+  accessTokenTtlSeconds: number
+  refreshTokenTtlSeconds: number
+  jwtIssuer: string
+  jwtAudience: string
+  rateLimitPerMinute: number
+  trustProxy: boolean
+  logLevel: 'debug' | 'info' | 'warn' | 'error'
+  /** `FULL` also survives power loss; `NORMAL` survives a crash of the process. */
+  sqliteSynchronous: 'NORMAL' | 'FULL'
+  masterKey: string | null
+  signingKeyPem: string | null
+  publicUrl: string
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min)
+    throw new ConfigError(`${name} must be an integer ≥ ${min}, got "${raw}"`)
+  return value
+}
+
+function oneOf<T extends string>(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  const raw = (env[name] ?? '').trim()
+  if (raw === '') return fallback
+  const match = allowed.find((a) => a.toLowerCase() === raw.toLowerCase())
+  if (!match) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`)
+  return match
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const eventStoreUrl = env.EVENT_STORE_URL?.trim() || null
+  if (eventStoreUrl && !/^(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover):\/\//.test(eventStoreUrl)) {
+    throw new ConfigError('EVENT_STORE_URL must start with esdb:// or kurrentdb://')
+  }
+  const port = integer(env, 'PORT', 8000, 0)
+  const host = env.HOST?.trim() || '127.0.0.1'
+  return {
+    port,
+    host,
+    dataDir: resolve(env.DATA_DIR?.trim() || './data'),
+    eventStoreUrl,
+    adminBootstrapToken: env.ADMIN_BOOTSTRAP_TOKEN || null,
+    smtpUrl: env.SMTP_URL?.trim() || null,
+    mailFrom: env.MAIL_FROM?.trim() || 'Auth Service <no-reply@localhost>',
+    accessTokenTtlSeconds: integer(env, 'ACCESS_TOKEN_TTL_SECONDS', 900, 1),
+    refreshTokenTtlSeconds: integer(env, 'REFRESH_TOKEN_TTL_SECONDS', 2_592_000, 1),
+    jwtIssuer: env.JWT_ISSUER?.trim() || 'auth-service',
+    jwtAudience: env.JWT_AUDIENCE?.trim() || 'auth-service',
+    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 60, 0),
+    trustProxy: oneOf(env, 'TRUST_PROXY', ['0', '1'], '0') === '1',
+    logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
+    sqliteSynchronous: oneOf(env, 'SQLITE_SYNCHRONOUS', ['NORMAL', 'FULL'] as const, 'NORMAL'),
+    masterKey: env.MASTER_KEY || null,
+    signingKeyPem: env.JWT_PRIVATE_KEY_PEM || null,
+    publicUrl: env.PUBLIC_URL?.trim() || `http://${host}:${port}`,
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The read models: one SQLite file with the projections' tables and a checkpoint, written in
+ * the same transaction as each batch of events so every event is applied exactly once.
+ */
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import type { Projection, ReadModelWriter, SqlValue } from '../../projections/projection.ts'
+import type { RecordedEvent } from '../eventstore/event-store.ts'
+import { openOwnedDatabase } from '../eventstore/sqlite-event-store.ts'
+
+export class ReadStore {
+  readonly db: DatabaseSync
+  readonly #projections: readonly Projection[]
+  readonly #statements = new Map<string, StatementSync>()
+  readonly #writer: ReadModelWriter
+
+  constructor(path: string, projections: readonly Projection[]) {
+    this.db = openOwnedDatabase(path, 'read-model store')
+    // Read models hold decrypted personal data: zero deleted rows on disk, and a lost
+    // transaction is rebuilt from the events, so fsync on every commit is not needed.
+    this.db.exec('PRAGMA secure_delete = ON; PRAGMA synchronous = NORMAL')
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL)',
+    )
+    this.#projections = projections
+    for (const p of projections) this.db.exec(p.schema)
+    this.#writer = {
+      run: (sql, ...params) => {
+        this.#statement(sql).run(...params)
+      },
+      get: <T>(sql: string, ...params: SqlValue[]) => this.#statement(sql).get(...params) as T | undefined,
+    }
+  }
+
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql)
+    if (!statement) {
+      statement = this.db.prepare(sql)
+      this.#statements.set(sql, statement)
+    }
+    return statement
+  }
+
+  checkpoint(): bigint {
+    const row = this.#statement('SELECT position FROM checkpoint WHERE id = 1').get() as
+      | { position: number }
+      | undefined
+    return BigInt(row?.position ?? 0)
+  }
+
+  /** Applies a batch of events and moves the checkpoint, all in one transaction. */
+  applyBatch(events: readonly RecordedEvent[]): void {
+    if (events.length === 0) return
+    this.db.exec('BEGIN')
+    try {
+      for (const event of events) {
+        for (const p of this.#projections) if (p.handles.has(event.type)) p.apply(event, this.#writer)
+      }
+      this.#statement(
+        'INSERT INTO checkpoint (id, position) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET position = excluded.position',
+      ).run(events[events.length - 1].position)
+      this.db.exec('COMMIT')
+    } catch (error) {
+      this.db.exec('ROLLBACK')
+      throw error
+    }
+  }
+
+  /** Drops every read model and the checkpoint; the caller replays from the start. */
+  reset(): void {
+    this.#statements.clear()
+    this.db.exec('BEGIN')
+    for (const p of this.#projections)
+      for (const table of p.tables) this.db.exec(`DROP TABLE IF EXISTS ${table}`)
+    this.db.exec('DELETE FROM checkpoint')
+    for (const p of this.#projections) this.db.exec(p.schema)
+    this.db.exec('COMMIT')
+  }
+
+  /** Every read-model row, for comparing a live store with a rebuild. */
+  dump(): Record<string, unknown[]> {
+    const out: Record<string, unknown[]> = {}
+    for (const p of this.#projections) {
+      for (const table of p.tables) out[table] = this.db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all()
+    }
+    return out
+  }
+
+  close(): void {
+    this.db.close()
+  }
+}

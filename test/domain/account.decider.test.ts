@@ -1,0 +1,194 @@
+import { describe, expect, it } from 'vitest'
+import { type AccountCommand, accountDecider } from '../../domain/account.decider.ts'
+import type { AccountEvent, AccountRegistered } from '../../domain/account.events.ts'
+import { evolveAccount, isSessionRevokedByAccount } from '../../domain/account.ts'
+import { specFor } from './given.ts'
+
+const given = specFor(accountDecider)
+const NOW = Date.parse('2026-11-25T12:00:00Z')
+
+const registered: AccountRegistered = {
+  type: 'AccountRegistered',
+  data: {
+    user_id: 7,
+    username: 'alice',
+    email: 'alice@example.com',
+    full_name: null,
+    company_name: null,
+    role: 'user',
+    password_hash: '$argon2id$…',
+    username_key: 'uk',
+    email_key: 'ek',
+  },
+}
+const failed: AccountEvent = {
+  type: 'LoginFailed',
+  data: { reason: 'password', ip_address: null, user_agent: null },
+}
+const fail = (now = NOW): AccountCommand => ({
+  type: 'RecordFailedLogin',
+  data: { reason: 'password', now, ip_address: null, user_agent: null },
+})
+const success = (now = NOW): AccountCommand => ({ type: 'RecordSuccessfulLogin', data: { now } })
+
+describe('account: registration', () => {
+  it('registers a new account', () => {
+    given().when({ type: 'Register', data: registered.data }).then(registered)
+  })
+  it('refuses an id that is already used', () => {
+    given(registered).when({ type: 'Register', data: registered.data }).thenThrows('CONCURRENT_CHANGE')
+  })
+  it('knows no commands for a missing account', () => {
+    given().when(success()).thenThrows('ACCOUNT_NOT_FOUND')
+  })
+})
+
+describe('account: lockout is a fold over failures', () => {
+  it('counts a failure', () => {
+    given(registered).when(fail()).then(failed)
+  })
+  it('locks for 15 minutes at the fifth consecutive failure', () => {
+    given(registered, failed, failed, failed, failed)
+      .when(fail())
+      .then(failed, {
+        type: 'AccountLocked',
+        data: { reason: 'too_many_failures', note: null, until: '2026-11-25T12:15:00.000Z' },
+      })
+  })
+  it('doubles each later automatic lock', () => {
+    const firstLock: AccountEvent = {
+      type: 'AccountLocked',
+      data: { reason: 'too_many_failures', note: null, until: '2026-11-25T12:15:00.000Z' },
+    }
+    const later = NOW + 16 * 60_000
+    given(registered, failed, failed, failed, failed, failed, firstLock, failed, failed, failed, failed)
+      .when(fail(later))
+      .thenMatches((events) => {
+        expect(events[1]).toMatchObject({
+          type: 'AccountLocked',
+          data: { until: new Date(later + 30 * 60_000).toISOString() },
+        })
+      })
+  })
+  it('refuses attempts while locked, with the seconds left', () => {
+    const lock: AccountEvent = {
+      type: 'AccountLocked',
+      data: { reason: 'too_many_failures', note: null, until: '2026-11-25T12:15:00.000Z' },
+    }
+    const error = given(registered, lock).when(success()).thenThrows('ACCOUNT_LOCKED')
+    expect(error.retryAfterSeconds).toBe(900)
+    given(registered, lock).when(fail()).thenThrows('ACCOUNT_LOCKED')
+  })
+  it('lets a login through once the lock has expired', () => {
+    const lock: AccountEvent = {
+      type: 'AccountLocked',
+      data: { reason: 'too_many_failures', note: null, until: '2026-11-25T12:15:00.000Z' },
+    }
+    given(registered, lock)
+      .when(success(NOW + 15 * 60_000))
+      .then({ type: 'FailedLoginsCleared', data: {} })
+  })
+  it('a success resets the count', () => {
+    given(registered, failed, failed).when(success()).then({ type: 'FailedLoginsCleared', data: {} })
+    given(registered).when(success()).then()
+  })
+  it('refuses a deactivated account with the right password', () => {
+    given(registered, { type: 'AccountDeactivated', data: {} })
+      .when(success())
+      .thenThrows('ACCOUNT_DEACTIVATED')
+  })
+  it('unlock clears the lock and the failure count', () => {
+    given(registered, failed).when({ type: 'Unlock', data: {} }).then({ type: 'AccountUnlocked', data: {} })
+    given(registered).when({ type: 'Unlock', data: {} }).then()
+  })
+})
+
+describe('account: administration revokes sessions', () => {
+  it('lock by an admin revokes every session', () => {
+    given(registered)
+      .when({ type: 'Lock', data: { note: 'fraud', until: null } })
+      .then(
+        { type: 'AccountLocked', data: { reason: 'admin', note: 'fraud', until: null } },
+        { type: 'SessionsRevoked', data: { reason: 'locked', except_session_id: null } },
+      )
+  })
+  it('role change revokes sessions; the same role changes nothing', () => {
+    given(registered)
+      .when({ type: 'ChangeRole', data: { role: 'admin' } })
+      .then(
+        { type: 'RoleChanged', data: { role: 'admin', previous_role: 'user' } },
+        { type: 'SessionsRevoked', data: { reason: 'role_changed', except_session_id: null } },
+      )
+    given(registered)
+      .when({ type: 'ChangeRole', data: { role: 'user' } })
+      .then()
+  })
+  it('deletion erases the account', () => {
+    const { state } = given(registered, {
+      type: 'AccountDeleted',
+      data: { username_key: 'uk', email_key: 'ek' },
+    })
+    expect(state).toEqual({ status: 'erased', id: 7 })
+    given(registered, { type: 'AccountDeleted', data: { username_key: 'uk', email_key: 'ek' } })
+      .when({ type: 'Lock', data: { note: null, until: null } })
+      .thenThrows('ACCOUNT_NOT_FOUND')
+  })
+  it('a revocation covers sessions started before it, but not the one it spares', () => {
+    const history: AccountEvent[] = [
+      registered,
+      { type: 'SessionsRevoked', data: { reason: 'password_changed', except_session_id: 3 } },
+    ]
+    const state = history.reduce(evolveAccount, accountDecider.initialState)
+    if (state.status !== 'active') throw new Error('expected active')
+    expect(isSessionRevokedByAccount(state, 2, 0)).toBe(true)
+    expect(isSessionRevokedByAccount(state, 3, 0)).toBe(false)
+    expect(isSessionRevokedByAccount(state, 4, 1)).toBe(false)
+  })
+})
+
+describe('account: two-factor and password reset', () => {
+  const started: AccountEvent = { type: 'TotpEnrollmentStarted', data: { secret: 'SECRET' } }
+  const enabled: AccountEvent = {
+    type: 'TotpEnabled',
+    data: { recovery_code_hashes: ['h0', 'h1'], step: 100 },
+  }
+  it('enabling needs a started enrolment', () => {
+    given(registered)
+      .when({ type: 'EnableTotp', data: { step: 1, recovery_code_hashes: [] } })
+      .thenThrows('TWO_FACTOR_NOT_STARTED')
+  })
+  it('refuses a replayed time step and a used recovery code', () => {
+    given(registered, started, enabled)
+      .when({ type: 'AcceptSecondFactor', data: { totp_step: 100 } })
+      .thenThrows('TWO_FACTOR_CODE_INVALID')
+    given(registered, started, enabled)
+      .when({ type: 'AcceptSecondFactor', data: { totp_step: 101 } })
+      .then({ type: 'TotpCodeAccepted', data: { step: 101 } })
+    given(registered, started, enabled, { type: 'RecoveryCodeUsed', data: { index: 1 } })
+      .when({ type: 'AcceptSecondFactor', data: { recovery_index: 1 } })
+      .thenThrows('TWO_FACTOR_CODE_INVALID')
+  })
+  it('a reset token works once and not after it expires', () => {
+    const requested: AccountEvent = {
+      type: 'PasswordResetRequested',
+      data: { token_hash: 't', expires_at: '2026-11-25T12:30:00.000Z' },
+    }
+    const reset = (now: number): AccountCommand => ({
+      type: 'CompletePasswordReset',
+      data: { token_hash: 't', password_hash: 'new', now },
+    })
+    given(registered, requested)
+      .when(reset(NOW))
+      .then(
+        { type: 'PasswordResetCompleted', data: { token_hash: 't' } },
+        { type: 'PasswordChanged', data: { password_hash: 'new', reason: 'reset' } },
+        { type: 'SessionsRevoked', data: { reason: 'password_reset', except_session_id: null } },
+      )
+    given(registered, requested)
+      .when(reset(NOW + 31 * 60_000))
+      .thenThrows('RESET_TOKEN_INVALID')
+    given(registered, requested, { type: 'PasswordResetCompleted', data: { token_hash: 't' } })
+      .when(reset(NOW))
+      .thenThrows('RESET_TOKEN_INVALID')
+  })
+})
