@@ -1,5 +1,5 @@
 /** Account commands as the API uses them: each loads, decides, appends and waits for the read models. */
-import { accountDecider } from '../../domain/account.decider.ts'
+import { type AccountCommand, accountDecider } from '../../domain/account.decider.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
 import { passwordProblem } from '../../domain/password-policy.ts'
@@ -78,7 +78,78 @@ export function createAccounts(deps: AccountsDeps) {
     return user
   }
 
-  return { register }
+  async function updateProfile(
+    userId: number,
+    input: { email?: string; full_name?: string | null; password?: string; current_password?: string },
+    context: CommandContext & { sessionId: number | null },
+  ): Promise<UserRow> {
+    const { state } = await commands.load(accountStream(userId), accountDecider)
+    if (state.status !== 'active' && state.status !== 'deactivated') {
+      throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
+    }
+    const changesEmail = input.email !== undefined && claims.keyOf('email', input.email) !== state.emailKey
+    if (changesEmail || input.password !== undefined) {
+      const ok =
+        input.current_password !== undefined &&
+        (await passwords.verify(state.passwordHash, input.current_password))
+      if (!ok) throw new DomainError('INVALID_CREDENTIALS', 'Current password is incorrect')
+    }
+    let passwordHash: string | undefined
+    if (input.password !== undefined) {
+      const problem = passwordProblem(input.password, {
+        username: state.username,
+        email: input.email ?? state.email,
+      })
+      if (problem) throw new DomainError('WEAK_PASSWORD', problem)
+      passwordHash = await passwords.hash(input.password)
+    }
+    let email: { email: string; email_key: string } | undefined
+    if (changesEmail && input.email !== undefined) {
+      const key = claims.keyOf('email', input.email)
+      if (!(await claims.claim('email', key, userId)))
+        throw new DomainError('EMAIL_TAKEN', 'Email already registered')
+      email = { email: input.email.trim(), email_key: key }
+    }
+    try {
+      const result = await commands.handle(
+        accountStream(userId),
+        accountDecider,
+        {
+          type: 'UpdateProfile',
+          data: {
+            email,
+            full_name: input.full_name,
+            password_hash: passwordHash,
+            current_session_id: context.sessionId,
+          },
+        },
+        { ...context, owner: userId },
+      )
+      if (email) await claims.release('email', state.emailKey, userId)
+      await runner.waitFor(result.position)
+    } catch (error) {
+      if (email) await claims.release('email', email.email_key, userId)
+      throw error
+    }
+    return mustFind(userId)
+  }
+
+  /** Administration commands, recorded with the acting admin; each waits until the read models show it. */
+  async function administer(userId: number, command: AccountCommand, context: CommandContext): Promise<void> {
+    const result = await commands.handle(accountStream(userId), accountDecider, command, {
+      ...context,
+      owner: userId,
+    })
+    await runner.waitFor(result.position)
+  }
+
+  function mustFind(userId: number): UserRow {
+    const user = queries.userById(userId)
+    if (!user) throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
+    return user
+  }
+
+  return { register, updateProfile, administer, mustFind }
 }
 
 export type Accounts = ReturnType<typeof createAccounts>

@@ -9,10 +9,14 @@ import { type Logger, silentLogger } from '../logger.ts'
 import { createProjectionRunner } from '../readstore/projection-runner.ts'
 import { createQueries } from '../readstore/queries.ts'
 import { ReadStore } from '../readstore/read-store.ts'
+import { createTokenService } from '../security/access-tokens.ts'
 import { openDataKeyStore } from '../security/data-keys.ts'
 import { createPasswordHasher, type PasswordHasher } from '../security/passwords.ts'
 import { loadOrCreateSecret } from '../security/secrets.ts'
+import { loadSigningKeys } from '../security/signing-keys.ts'
+import { createAccessGate } from './access-gate.ts'
 import { createAccounts } from './accounts.ts'
+import { createAuthentication } from './authentication.ts'
 import { createCommandHandler } from './command-handler.ts'
 import { createEventCodec } from './event-codec.ts'
 import { createUniqueClaims } from './unique-claims.ts'
@@ -61,6 +65,28 @@ export async function openRuntime(
   const claims = createUniqueClaims(store, loadOrCreateSecret(config.dataDir, 'uniqueness'), now)
   const passwords = options.passwords ?? createPasswordHasher()
   const accounts = createAccounts({ store, commands, runner, queries, claims, passwords, now })
+  const signingKeys = await loadSigningKeys({
+    dataDir: config.dataDir,
+    privateKeyPem: config.signingKeyPem ?? undefined,
+  })
+  const tokens = createTokenService({
+    keys: signingKeys,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    accessTtlSeconds: config.accessTokenTtlSeconds,
+    now: () => now().getTime(),
+  })
+  const authentication = createAuthentication({
+    store,
+    commands,
+    runner,
+    queries,
+    passwords,
+    tokens,
+    refreshTtlSeconds: config.refreshTokenTtlSeconds,
+    now,
+  })
+  const gate = createAccessGate(tokens, queries, runner, now)
 
   return {
     config,
@@ -75,6 +101,10 @@ export async function openRuntime(
     claims,
     passwords,
     accounts,
+    signingKeys,
+    tokens,
+    authentication,
+    gate,
     now,
     async close(): Promise<void> {
       await runner.stop()

@@ -611,7 +611,7 @@ class EsdbSubscription implements Subscription {
 
   /** Waits before resubscribing; close() cuts it short. */
   #pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
+    return new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms)
       function done(): void {
         clearTimeout(timer)

@@ -1,0 +1,380 @@
+/**
+ * Event store benchmark on the embedded SQLite adapter:
+ *   1. durable appends per second, one event per transaction (raw `store.append` at
+ *      synchronous=NORMAL and FULL, and through the command handler),
+ *   2. replay speed: `runner.rebuild()` over a generated history of `--events` events, next to a
+ *      raw `readAll` scan and a scan + decode.
+ * Usage: npx node bench/store.ts [--events 1000000] [--appends 20000] [--full-appends 20000]
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { parseArgs } from 'node:util'
+import { accountDecider } from '../domain/account.decider.ts'
+import { openRuntime, type Runtime } from '../src/app/runtime.ts'
+import { accountStream, sessionStream } from '../src/app/streams.ts'
+import { loadConfig } from '../src/config.ts'
+import type { EventStore, NewEvent } from '../src/eventstore/event-store.ts'
+import { openSqliteEventStore } from '../src/eventstore/sqlite-event-store.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: 'string', default: '1000000' },
+    appends: { type: 'string', default: '20000' },
+    'full-appends': { type: 'string' },
+    accounts: { type: 'string', default: '1000' },
+  },
+})
+const positiveInt = (name: string, raw: string): number => {
+  const n = Number(raw.replaceAll('_', ''))
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${raw}`)
+  return n
+}
+const EVENTS = positiveInt('events', args.events)
+const APPENDS = positiveInt('appends', args.appends)
+const FULL_APPENDS = positiveInt('full-appends', args['full-appends'] ?? args.appends)
+const ACCOUNTS = positiveInt('accounts', args.accounts)
+
+const root = mkdtempSync(join(tmpdir(), 'auth-bench-store-'))
+const log = (line: string): void => console.error(line)
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
+const seconds = (ms: number): string => (ms / 1000).toFixed(2)
+
+// A deterministic PRNG, so every run writes the same mix.
+let seed = 0x2545f491
+function random(): number {
+  seed ^= seed << 13
+  seed ^= seed >>> 17
+  seed ^= seed << 5
+  return (seed >>> 0) / 0x1_0000_0000
+}
+const between = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1))
+const chance = (p: number): boolean => random() < p
+const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
+
+type Row = { name: string; count: number; ms: number; note: string }
+const rows: Row[] = []
+function record(name: string, count: number, ms: number, note: string): void {
+  rows.push({ name, count, ms, note })
+  log(`  ${name}: ${fmt(count)} events in ${seconds(ms)} s = ${fmt((count / ms) * 1000)}/s`)
+}
+
+let clock = Date.parse('2024-01-01T00:00:00.000Z')
+function metadata(actor: number | null): NewEvent['metadata'] {
+  clock += between(1, 5000)
+  return {
+    event_id: randomUUID(),
+    schema_version: 1,
+    occurred_at: new Date(clock).toISOString(),
+    actor_id: actor === null ? null : String(actor),
+    correlation_id: null,
+    causation_id: null,
+  }
+}
+
+const runtimeAt = (dir: string, env: Record<string, string> = {}): Promise<Runtime> =>
+  openRuntime(loadConfig({ DATA_DIR: dir, LOG_LEVEL: 'error', ...env }))
+
+// ---------------------------------------------------------------------------------------------
+// 1a. Raw appends: one small event per transaction, each to a new stream.
+
+async function rawAppends(synchronous: 'NORMAL' | 'FULL', count: number): Promise<void> {
+  const dir = join(root, `append-${synchronous.toLowerCase()}`)
+  const config = loadConfig({ DATA_DIR: dir, SQLITE_SYNCHRONOUS: synchronous })
+  const store: EventStore = openSqliteEventStore(join(root, `append-${synchronous}.db`), {
+    synchronous: config.sqliteSynchronous,
+  })
+  try {
+    const started = performance.now()
+    for (let i = 0; i < count; i++) {
+      await store.append(
+        `bench-${i}`,
+        [{ type: 'IdReserved', data: { n: i }, metadata: metadata(null) }],
+        'no_stream',
+      )
+    }
+    record(
+      `append, raw store, synchronous=${synchronous}`,
+      count,
+      performance.now() - started,
+      '1 event/tx, new stream each',
+    )
+  } finally {
+    await store.close()
+  }
+}
+
+// 1b. The command path: load → decide → encode/encrypt → append, projections following live.
+
+async function commandAppends(count: number): Promise<void> {
+  const runtime = await runtimeAt(join(root, 'commands'))
+  try {
+    for (let id = 1; id <= ACCOUNTS; id++) {
+      await runtime.commands.handle(
+        accountStream(id),
+        accountDecider,
+        { type: 'Register', data: registration(id) },
+        { actorId: null, owner: id },
+      )
+    }
+    let last: bigint | null = null
+    const started = performance.now()
+    for (let i = 0; i < count; i++) {
+      const id = (i % ACCOUNTS) + 1
+      // Alternate per account: a failed login (encrypted ip/user agent), then the successful one
+      // that clears it; each command writes exactly one event.
+      const failing = Math.floor(i / ACCOUNTS) % 2 === 0
+      const result = await runtime.commands.handle(
+        accountStream(id),
+        accountDecider,
+        failing
+          ? {
+              type: 'RecordFailedLogin',
+              data: { reason: 'password', now: Date.now(), ip_address: ip(), user_agent: userAgent() },
+            }
+          : { type: 'RecordSuccessfulLogin', data: { now: Date.now() } },
+        { actorId: id, owner: id },
+      )
+      if (result.events.length !== 1) throw new Error(`expected one event, got ${result.events.length}`)
+      last = result.position
+    }
+    await runtime.runner.waitFor(last)
+    record(
+      'append, command handler, synchronous=NORMAL',
+      count,
+      performance.now() - started,
+      `1 event/tx on ${fmt(ACCOUNTS)} accounts, projections live`,
+    )
+  } finally {
+    await runtime.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A realistic history, then a rebuild of every read model from it.
+
+const USER_AGENTS = [
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36',
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15',
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148',
+  'Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0',
+  'okhttp/4.12.0',
+]
+const userAgent = (): string => USER_AGENTS[between(0, USER_AGENTS.length - 1)]
+const ip = (): string => `${between(1, 223)}.${between(0, 255)}.${between(0, 255)}.${between(1, 254)}`
+const passwordHash = (): string =>
+  `$argon2id$v=19$m=19456,t=2,p=1$${randomBytes(16).toString('base64url')}$${randomBytes(32).toString('base64url')}`
+
+function registration(id: number) {
+  return {
+    user_id: id,
+    username: `user${id}`,
+    email: `user${id}@example.com`,
+    full_name: chance(0.7) ? `Person Number ${id}` : null,
+    company_name: chance(0.2) ? `Company ${id % 97}` : null,
+    role: chance(0.02) ? ('admin' as const) : ('user' as const),
+    password_hash: passwordHash(),
+    username_key: hex(32),
+    email_key: hex(32),
+  }
+}
+
+/** One append: some events to one stream, in one transaction. */
+type Step = { stream: string; events: NewEvent[] }
+
+/** A user's life in chronological steps. */
+function userHistory(runtime: Runtime, userId: number, nextSession: () => number) {
+  const steps: Step[] = []
+  let accountRevision = -1
+  const event = (type: string, data: Record<string, unknown>): NewEvent => {
+    return { type, data: runtime.codec.encode(userId, type, data), metadata: metadata(userId) }
+  }
+  const account = (...events: NewEvent[]): void => {
+    accountRevision += events.length
+    steps.push({ stream: accountStream(userId), events })
+  }
+
+  account(event('AccountRegistered', registration(userId)))
+  const sessions = between(1, 6)
+  for (let s = 0; s < sessions; s++) {
+    if (chance(0.3)) {
+      const failures = between(1, 3)
+      const events: NewEvent[] = []
+      for (let f = 0; f < failures; f++) {
+        events.push(event('LoginFailed', { reason: 'password', ip_address: ip(), user_agent: userAgent() }))
+      }
+      events.push(event('FailedLoginsCleared', {}))
+      account(...events)
+    }
+    const sessionId = nextSession()
+    const stream = sessionStream(sessionId)
+    const expires = (): string => new Date(clock + 30 * 86_400_000).toISOString()
+    let chunk: NewEvent[] = [
+      event('SessionStarted', {
+        session_id: sessionId,
+        user_id: userId,
+        account_revision: accountRevision,
+        amr: chance(0.15) ? ['pwd', 'otp'] : ['pwd'],
+        refresh_token_hash: hex(32),
+        expires_at: expires(),
+        ip_address: ip(),
+        user_agent: userAgent(),
+      }),
+    ]
+    // Refreshes every ~15 minutes while the client is in use; heavy-tailed.
+    const refreshes = chance(0.1) ? between(100, 300) : between(3, 50)
+    for (let r = 0; r < refreshes; r++) {
+      chunk.push(
+        event('SessionRefreshed', { user_id: userId, refresh_token_hash: hex(32), expires_at: expires() }),
+      )
+      if (chunk.length >= 20) {
+        steps.push({ stream, events: chunk })
+        chunk = []
+      }
+    }
+    if (chance(0.25)) chunk.push(event('SessionRevoked', { user_id: userId, reason: 'user' }))
+    if (chunk.length > 0) steps.push({ stream, events: chunk })
+  }
+  if (chance(0.15)) {
+    account(
+      event('PasswordChanged', { password_hash: passwordHash(), reason: 'user' }),
+      event('SessionsRevoked', { reason: 'password_changed', except_session_id: null }),
+    )
+  }
+  return steps
+}
+
+async function generateHistory(runtime: Runtime, target: number): Promise<Map<string, number>> {
+  const counts = new Map<string, number>()
+  let written = 0
+  let users = 0
+  let sessions = 0
+  const started = performance.now()
+  // Groups of users live at the same time: their steps interleave round-robin in the log.
+  const GROUP = 50
+  while (written < target) {
+    const queues: Step[][] = []
+    for (let g = 0; g < GROUP; g++) queues.push(userHistory(runtime, ++users, () => ++sessions))
+    for (let round = 0; queues.some((q) => round < q.length); round++) {
+      for (const queue of queues) {
+        const step = queue[round]
+        if (!step || written >= target) continue
+        const events = step.events.slice(0, target - written)
+        await runtime.store.append(step.stream, events, 'any')
+        written += events.length
+        for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1)
+      }
+    }
+    if (users % 2000 === 0) log(`  … ${fmt(written)} events, ${fmt(users)} users`)
+  }
+  const ms = performance.now() - started
+  log(
+    `  generated ${fmt(written)} events for ${fmt(users)} users, ${fmt(sessions)} sessions in ${seconds(ms)} s`,
+  )
+  return counts
+}
+
+async function replay(target: number): Promise<{ mix: Map<string, number> }> {
+  const runtime = await runtimeAt(join(root, 'replay'))
+  try {
+    // Projections off while the history is written; rebuild() replays it all afterwards.
+    await runtime.runner.stop()
+    log(`generating ${fmt(target)} events …`)
+    const mix = await generateHistory(runtime, target)
+
+    log('raw readAll scan …')
+    let started = performance.now()
+    let scanned = 0
+    for (let from = 0n; ; ) {
+      const batch = await runtime.store.readAll({ fromPosition: from, limit: 2000 })
+      if (batch.length === 0) break
+      scanned += batch.length
+      from = batch[batch.length - 1].position
+    }
+    record(
+      'readAll scan (no projection)',
+      scanned,
+      performance.now() - started,
+      'read + JSON.parse, 2,000/batch',
+    )
+
+    log('readAll + decode …')
+    started = performance.now()
+    let decoded = 0
+    for (let from = 0n; ; ) {
+      const batch = await runtime.store.readAll({ fromPosition: from, limit: 2000 })
+      if (batch.length === 0) break
+      for (const event of batch) runtime.codec.decode(event)
+      decoded += batch.length
+      from = batch[batch.length - 1].position
+    }
+    record('readAll + decode (decrypt)', decoded, performance.now() - started, 'no projection')
+
+    log('rebuild …')
+    started = performance.now()
+    const applied = await runtime.runner.rebuild()
+    record('rebuild (decode + all projections)', applied, performance.now() - started, 'runner.rebuild()')
+
+    const count = (table: string): number =>
+      (runtime.readStore.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+    log(
+      `  read models: ${fmt(count('users'))} users, ${fmt(count('sessions'))} sessions, ` +
+        `${fmt(count('activity'))} activity rows`,
+    )
+    return { mix }
+  } finally {
+    await runtime.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = performance.now()
+  log(`bench/store.ts in ${root}`)
+  log(`raw appends (${fmt(APPENDS)} NORMAL, ${fmt(FULL_APPENDS)} FULL) …`)
+  await rawAppends('NORMAL', APPENDS)
+  await rawAppends('FULL', FULL_APPENDS)
+  log(`command appends (${fmt(APPENDS)}) …`)
+  await commandAppends(APPENDS)
+  const { mix } = await replay(EVENTS)
+
+  const total = [...mix.values()].reduce((a, b) => a + b, 0)
+  console.log(`\nHistory mix (${fmt(total)} events):\n`)
+  console.log('| event type | count | share |')
+  console.log('|---|---:|---:|')
+  for (const [type, n] of [...mix].sort((a, b) => b[1] - a[1])) {
+    console.log(`| ${type} | ${fmt(n)} | ${((n / total) * 100).toFixed(1)}% |`)
+  }
+  console.log(`\nEmbedded SQLite store (Node ${process.version}):\n`)
+  console.log('| measurement | events | seconds | events/s | notes |')
+  console.log('|---|---:|---:|---:|---|')
+  for (const r of rows) {
+    console.log(
+      `| ${r.name} | ${fmt(r.count)} | ${seconds(r.ms)} | ${fmt((r.count / r.ms) * 1000)} | ${r.note} |`,
+    )
+  }
+  console.log(
+    `\n${JSON.stringify({
+      bench: 'store',
+      node: process.version,
+      events: EVENTS,
+      totalSeconds: Number(seconds(performance.now() - started)),
+      results: rows.map((r) => ({
+        name: r.name,
+        events: r.count,
+        seconds: Number(seconds(r.ms)),
+        perSecond: Math.round((r.count / r.ms) * 1000),
+      })),
+      mix: Object.fromEntries(mix),
+    })}`,
+  )
+}
+
+try {
+  await main()
+} finally {
+  rmSync(root, { recursive: true, force: true })
+}

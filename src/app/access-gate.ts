@@ -1,0 +1,94 @@
+/**
+ * The token check on every protected request: a cached signature check, then the session
+ * and account as the read models see them, cached in memory and dropped by the projection
+ * runner whenever an event touches them. A revoked session or a locked, deactivated, deleted
+ * or re-roled account stops its tokens at once, not at `exp`.
+ */
+import type { Role } from '../../domain/event.ts'
+import type { RecordedEvent } from '../eventstore/event-store.ts'
+import type { ProjectionRunner } from '../readstore/projection-runner.ts'
+import type { Queries } from '../readstore/queries.ts'
+import type { AccessClaims, TokenService } from '../security/access-tokens.ts'
+
+export type Principal = {
+  userId: number
+  sessionId: number
+  role: Role
+  amr: readonly string[]
+  username: string
+}
+
+type SessionEntry = { userId: number; live: boolean }
+type UserEntry = { username: string; role: Role; active: boolean; lockedUntil: number } | null
+
+const CACHE_LIMIT = 50_000
+
+function bounded<K, V>(map: Map<K, V>, key: K, value: V): V {
+  if (map.size >= CACHE_LIMIT) map.delete(map.keys().next().value as K)
+  map.set(key, value)
+  return value
+}
+
+export function createAccessGate(
+  tokens: TokenService,
+  queries: Queries,
+  runner: ProjectionRunner,
+  now: () => Date,
+) {
+  const sessions = new Map<number, SessionEntry>()
+  const users = new Map<number, UserEntry>()
+
+  runner.onApplied((event: RecordedEvent) => {
+    if (event.stream_id.startsWith('session-')) {
+      sessions.delete(Number(event.stream_id.slice('session-'.length)))
+      users.delete(event.data.user_id as number)
+    } else if (event.stream_id.startsWith('user-')) {
+      users.delete(Number(event.stream_id.slice('user-'.length)))
+      // One account event can revoke many sessions; such events are rare, so start afresh.
+      if (event.type === 'SessionsRevoked' || event.type === 'AccountDeleted') sessions.clear()
+    }
+  })
+
+  function session(id: number): SessionEntry | undefined {
+    const cached = sessions.get(id)
+    if (cached) return cached
+    const row = queries.sessionById(id)
+    if (!row) return undefined
+    return bounded(sessions, id, { userId: row.user_id, live: row.revoked_reason === null })
+  }
+
+  function user(id: number): UserEntry {
+    const cached = users.get(id)
+    if (cached !== undefined) return cached
+    const row = queries.userById(id)
+    const entry: UserEntry = row
+      ? {
+          username: row.username,
+          role: row.role,
+          active: row.is_active === 1,
+          lockedUntil: row.locked_until ? Date.parse(row.locked_until) : 0,
+        }
+      : null
+    return bounded(users, id, entry)
+  }
+
+  function admit(claims: AccessClaims): Principal | null {
+    const userId = Number(claims.sub)
+    const sessionId = Number(claims.sid)
+    const s = session(sessionId)
+    if (!s || !s.live || s.userId !== userId) return null
+    const u = user(userId)
+    if (!u || !u.active || u.lockedUntil > now().getTime() || u.role !== claims.role) return null
+    return { userId, sessionId, role: u.role, amr: claims.amr, username: u.username }
+  }
+
+  return {
+    /** The caller behind a bearer token, or null for any token that must not be honoured. */
+    async authenticate(token: string): Promise<Principal | null> {
+      const claims = await tokens.verifyAccess(token)
+      return claims ? admit(claims) : null
+    },
+  }
+}
+
+export type AccessGate = ReturnType<typeof createAccessGate>
