@@ -267,7 +267,8 @@ async function generateHistory(runtime: Runtime, target: number): Promise<Map<st
         for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1)
       }
     }
-    if (users % 2000 === 0) log(`  … ${fmt(written)} events, ${fmt(users)} users`)
+    if (users % 2000 === 0)
+      log(`  … ${fmt(written)} events, ${fmt(users)} users, ${seconds(performance.now() - started)} s`)
   }
   const ms = performance.now() - started
   log(

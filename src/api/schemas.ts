@@ -73,11 +73,19 @@ export const PasswordResetRequest = z.object({ email: Email }).meta({ id: 'Passw
 export const PasswordReset = z
   .object({ token: z.string().min(1).max(200), new_password: Password })
   .meta({ id: 'PasswordReset' })
-export const TokenRefresh = z.object({ refresh_token: z.string().min(1).max(200) }).meta({ id: 'TokenRefresh' })
+export const TokenRefresh = z
+  .object({ refresh_token: z.string().min(1).max(200) })
+  .meta({ id: 'TokenRefresh' })
 export const Message = z.looseObject({ message: z.string() }).meta({ id: 'Message' })
 export const RecoveryCodesMessage = Message.extend({ recovery_codes: z.array(z.string()) })
 export const Enable2FARequest = z
-  .object({ code: z.string().min(6).max(32).regex(/^[0-9A-Za-z -]+$/, 'invalid code format') })
+  .object({
+    code: z
+      .string()
+      .min(6)
+      .max(32)
+      .regex(/^[0-9A-Za-z -]+$/, 'invalid code format'),
+  })
   .meta({ id: 'Enable2FARequest' })
 export const TwoFactorSetup = z
   .object({ secret: z.string(), otpauth_url: z.string(), qr_svg: z.string() })
@@ -141,7 +149,9 @@ export const VendorResponse = z
 export const VendorLogin = z
   .object({ username: z.string().min(1).max(254), password: z.string().min(1).max(1024) })
   .meta({ id: 'VendorLogin' })
-export const ChatbotRequest = z.looseObject({ message: z.string().min(1).max(2000) }).meta({ id: 'ChatbotRequest' })
+export const ChatbotRequest = z
+  .looseObject({ message: z.string().min(1).max(2000) })
+  .meta({ id: 'ChatbotRequest' })
 export const ChatbotResponse = z
   .object({ reply: z.string(), intent: z.string(), suggested_endpoints: z.array(z.string()) })
   .meta({ id: 'ChatbotResponse' })

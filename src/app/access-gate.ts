@@ -76,9 +76,9 @@ export function createAccessGate(
     const userId = Number(claims.sub)
     const sessionId = Number(claims.sid)
     const s = session(sessionId)
-    if (!s || !s.live || s.userId !== userId) return null
+    if (!s?.live || s.userId !== userId) return null
     const u = user(userId)
-    if (!u || !u.active || u.lockedUntil > now().getTime() || u.role !== claims.role) return null
+    if (!u?.active || u.lockedUntil > now().getTime() || u.role !== claims.role) return null
     return { userId, sessionId, role: u.role, amr: claims.amr, username: u.username }
   }
 

@@ -1,0 +1,60 @@
+/** Prometheus text metrics: requests by route and status, latency histogram, logins by outcome, projection lag. */
+const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+export function createMetrics() {
+  const requests = new Map<string, number>()
+  const logins = new Map<string, number>()
+  const latency = new Map<string, { buckets: number[]; sum: number; count: number }>()
+
+  const label = (value: string): string =>
+    value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+
+  return {
+    observe(route: string, status: number, seconds: number): void {
+      const key = `route="${label(route)}",status="${status}"`
+      requests.set(key, (requests.get(key) ?? 0) + 1)
+      let h = latency.get(route)
+      if (!h) {
+        h = { buckets: BUCKETS.map(() => 0), sum: 0, count: 0 }
+        latency.set(route, h)
+      }
+      for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) h.buckets[i]++
+      h.sum += seconds
+      h.count++
+    },
+
+    login(outcome: string): void {
+      logins.set(outcome, (logins.get(outcome) ?? 0) + 1)
+    },
+
+    render(gauges: { projectionLagEvents: number; projectionPosition: bigint }): string {
+      const lines: string[] = []
+      lines.push('# HELP http_requests_total HTTP requests by route template and status.')
+      lines.push('# TYPE http_requests_total counter')
+      for (const [key, n] of requests) lines.push(`http_requests_total{${key}} ${n}`)
+      lines.push('# HELP http_request_duration_seconds Request latency by route template.')
+      lines.push('# TYPE http_request_duration_seconds histogram')
+      for (const [route, h] of latency) {
+        const r = `route="${label(route)}"`
+        for (const [i, b] of BUCKETS.entries()) {
+          lines.push(`http_request_duration_seconds_bucket{${r},le="${b}"} ${h.buckets[i]}`)
+        }
+        lines.push(`http_request_duration_seconds_bucket{${r},le="+Inf"} ${h.count}`)
+        lines.push(`http_request_duration_seconds_sum{${r}} ${h.sum}`)
+        lines.push(`http_request_duration_seconds_count{${r}} ${h.count}`)
+      }
+      lines.push('# HELP auth_logins_total Login attempts by outcome.')
+      lines.push('# TYPE auth_logins_total counter')
+      for (const [outcome, n] of logins) lines.push(`auth_logins_total{outcome="${label(outcome)}"} ${n}`)
+      lines.push('# HELP auth_projection_lag_events Events in the store not yet applied to the read models.')
+      lines.push('# TYPE auth_projection_lag_events gauge')
+      lines.push(`auth_projection_lag_events ${gauges.projectionLagEvents}`)
+      lines.push('# HELP auth_projection_position Global position the read models have reached.')
+      lines.push('# TYPE auth_projection_position gauge')
+      lines.push(`auth_projection_position ${gauges.projectionPosition}`)
+      return `${lines.join('\n')}\n`
+    },
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

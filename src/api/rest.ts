@@ -1,0 +1,236 @@
+/**
+ * REST from the same procedures: each procedure's `meta.openapi` names its method and path.
+ * This adapter (rather than trpc-to-openapi's own handlers) assembles the input from path,
+ * query and a JSON or OAuth2 form body, and answers errors in FastAPI's shapes: `422`
+ * HTTPValidationError for every validation failure, `{"detail": ...}` otherwise, never a stack.
+ */
+import { TRPCError } from '@trpc/server'
+import type { OpenApiMeta } from 'trpc-to-openapi'
+import { DomainError } from '../../domain/errors.ts'
+import type { Logger } from '../logger.ts'
+import { httpStatusOf, RateLimited, transport } from './errors.ts'
+import { type AppRouter, appRouter } from './router.ts'
+import { type Context, createCallerFactory } from './trpc.ts'
+
+type Source = 'body' | 'query' | 'path'
+type Issue = { loc: (string | number)[]; msg: string; type: string }
+
+export type Route = {
+  method: string
+  template: string
+  pattern: RegExp
+  params: string[]
+  procedure: string
+}
+
+class RequestShapeError extends Error {
+  readonly issues: Issue[]
+  constructor(issues: Issue[]) {
+    super('invalid request')
+    this.issues = issues
+  }
+}
+
+function collectRoutes(router: AppRouter): Route[] {
+  const routes: Route[] = []
+  for (const [procedure, value] of Object.entries(router._def.procedures)) {
+    const meta = (value as unknown as { _def: { meta?: OpenApiMeta } })._def.meta
+    if (!meta?.openapi) continue
+    const params: string[] = []
+    const source = meta.openapi.path
+      .replace(/[.*+?^$()|[\]\\]/g, '\\$&')
+      .replace(/\{(\w+)\}/g, (_, name: string) => {
+        params.push(name)
+        return '([^/]+)'
+      })
+    routes.push({
+      method: meta.openapi.method,
+      template: meta.openapi.path,
+      pattern: new RegExp(`^${source}$`),
+      params,
+      procedure,
+    })
+  }
+  return routes
+}
+
+export const json = (body: unknown, status = 200, headers?: HeadersInit): Response => {
+  const response = new Response(JSON.stringify(body), { status, headers })
+  response.headers.set('content-type', 'application/json')
+  return response
+}
+
+const validationError = (issues: Issue[]): Response => json({ detail: issues }, 422)
+
+async function readBody(request: Request): Promise<Record<string, unknown> | undefined> {
+  const text = await request.text()
+  const type = (request.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
+  if (type === 'application/x-www-form-urlencoded') {
+    return Object.fromEntries(new URLSearchParams(text))
+  }
+  if (text.trim() === '') return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    throw new RequestShapeError([
+      { loc: ['body', 0], msg: `JSON decode error: ${(error as Error).message}`, type: 'json_invalid' },
+    ])
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new RequestShapeError([
+      {
+        loc: ['body'],
+        msg: 'Input should be a valid dictionary or object to extract fields from',
+        type: 'model_attributes_type',
+      },
+    ])
+  }
+  return parsed as Record<string, unknown>
+}
+
+function issueType(code: string, missing: boolean, origin?: string): string {
+  if (missing) return 'missing'
+  switch (code) {
+    case 'too_small':
+      return origin === 'string' ? 'string_too_short' : 'greater_than_equal'
+    case 'too_big':
+      return origin === 'string' ? 'string_too_long' : 'less_than_equal'
+    case 'invalid_type':
+      return 'type_error'
+    case 'invalid_value':
+      return 'enum'
+    case 'invalid_format':
+      return 'value_error'
+    default:
+      return 'value_error'
+  }
+}
+
+function toIssues(
+  zodIssues: { path: PropertyKey[]; message: string; code: string; origin?: string }[],
+  input: Record<string, unknown> | undefined,
+  sources: Map<string, Source>,
+): Issue[] {
+  return zodIssues.map((issue) => {
+    const path = issue.path.map((p) => (typeof p === 'number' ? p : String(p)))
+    const first = path[0]
+    const source: Source = typeof first === 'string' ? (sources.get(first) ?? 'body') : 'body'
+    let value: unknown = input
+    for (const key of path) value = (value as Record<string | number, unknown> | undefined)?.[key]
+    const missing = value === undefined && issue.code === 'invalid_type'
+    return {
+      loc: [source, ...path],
+      msg: missing ? 'Field required' : issue.message,
+      type: issueType(issue.code, missing, issue.origin),
+    }
+  })
+}
+
+export function createRestHandler(log: Logger) {
+  const routes = collectRoutes(appRouter)
+  const createCaller = createCallerFactory(appRouter)
+
+  function errorResponse(
+    error: unknown,
+    input: Record<string, unknown> | undefined,
+    sources: Map<string, Source>,
+  ): Response {
+    if (error instanceof RequestShapeError) return validationError(error.issues)
+    if (!(error instanceof TRPCError)) {
+      log.error('unexpected error', { error: (error as Error)?.message })
+      return json({ detail: 'Internal server error' }, 500)
+    }
+    const cause = error.cause
+    if (cause instanceof DomainError) {
+      if (cause.code === 'WEAK_PASSWORD') {
+        const field = input && 'new_password' in input ? 'new_password' : 'password'
+        return validationError([{ loc: ['body', field], msg: cause.message, type: 'value_error' }])
+      }
+      const status = transport[cause.code].http
+      const headers = new Headers()
+      if (status === 401) headers.set('www-authenticate', 'Bearer')
+      if (cause.retryAfterSeconds !== undefined) headers.set('retry-after', String(cause.retryAfterSeconds))
+      return json({ detail: cause.message }, status, headers)
+    }
+    if (cause instanceof RateLimited) {
+      return json({ detail: cause.message }, 429, { 'retry-after': String(cause.retryAfterSeconds) })
+    }
+    const issues = (cause as { issues?: unknown } | undefined)?.issues
+    if (error.code === 'BAD_REQUEST' && Array.isArray(issues)) {
+      return validationError(toIssues(issues, input, sources))
+    }
+    const status = httpStatusOf[error.code] ?? 500
+    if (status === 500) {
+      log.error('procedure failed', { error: (error.cause as Error | undefined)?.message ?? error.message })
+      return json({ detail: 'Internal server error' }, 500)
+    }
+    return json(
+      { detail: error.message },
+      status,
+      status === 401 ? { 'www-authenticate': 'Bearer' } : undefined,
+    )
+  }
+
+  return {
+    routes,
+    match(
+      method: string,
+      pathname: string,
+    ): { route: Route; params: string[] } | 'method_not_allowed' | null {
+      let pathMatched = false
+      for (const route of routes) {
+        const m = route.pattern.exec(pathname)
+        if (!m) continue
+        pathMatched = true
+        if (route.method === method) return { route, params: m.slice(1) }
+      }
+      return pathMatched ? 'method_not_allowed' : null
+    },
+
+    async handle(
+      request: Request,
+      url: URL,
+      route: Route,
+      params: string[],
+      ctx: Context,
+    ): Promise<Response> {
+      const sources = new Map<string, Source>()
+      let input: Record<string, unknown> | undefined
+      try {
+        const fromQuery: Record<string, unknown> = {}
+        for (const [key, value] of url.searchParams) {
+          fromQuery[key] = value
+          sources.set(key, 'query')
+        }
+        const body = route.method === 'GET' || route.method === 'DELETE' ? undefined : await readBody(request)
+        input =
+          body || Object.keys(fromQuery).length > 0 || params.length > 0
+            ? { ...fromQuery, ...body }
+            : undefined
+        if (body) for (const key of Object.keys(body)) sources.set(key, 'body')
+        route.params.forEach((name, i) => {
+          let value: string
+          try {
+            value = decodeURIComponent(params[i])
+          } catch {
+            throw new RequestShapeError([
+              { loc: ['path', name], msg: 'Invalid path parameter', type: 'value_error' },
+            ])
+          }
+          input = { ...input, [name]: value }
+          sources.set(name, 'path')
+        })
+        const caller = createCaller(ctx) as unknown as Record<
+          string,
+          Record<string, (input: unknown) => Promise<unknown>>
+        >
+        const [area, name] = route.procedure.split('.')
+        const result = await caller[area][name](input)
+        return json(result, 200, ctx.responseHeaders)
+      } catch (error) {
+        return errorResponse(error, input, sources)
+      }
+    },
+  }
+}

@@ -1,0 +1,56 @@
+import { TRPCError } from '@trpc/server'
+import { z } from 'zod'
+import { publicProcedure, router, userProcedure } from '../trpc.ts'
+
+export const VERSION = '0.1.0'
+
+const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).meta({ id: 'JWKS' })
+
+export const systemRouter = router({
+  root: publicProcedure
+    .meta({ openapi: { method: 'GET', path: '/', tags: ['system'], summary: 'Service information' } })
+    .input(z.object({}).optional())
+    .output(z.object({ message: z.string(), version: z.string(), docs: z.string() }))
+    .query(() => ({ message: 'Auth Service', version: VERSION, docs: '/docs' })),
+
+  protected: userProcedure
+    .meta({ openapi: { method: 'GET', path: '/protected', tags: ['system'], protect: true } })
+    .input(z.object({}).optional())
+    .output(z.object({ message: z.string(), user_id: z.number().int(), role: z.string() }))
+    .query(({ ctx }) => ({
+      message: `Hello, ${ctx.principal.username}`,
+      user_id: ctx.principal.userId,
+      role: ctx.principal.role,
+    })),
+
+  jwks: publicProcedure
+    .meta({ openapi: { method: 'GET', path: '/.well-known/jwks.json', tags: ['system'] } })
+    .input(z.object({}).optional())
+    .output(Jwks)
+    .query(({ ctx }) => ctx.runtime.signingKeys.jwks() as { keys: Record<string, unknown>[] }),
+
+  healthz: publicProcedure
+    .meta({ openapi: { method: 'GET', path: '/healthz', tags: ['system'], summary: 'Liveness' } })
+    .input(z.object({}).optional())
+    .output(z.object({ status: z.literal('ok') }))
+    .query(() => ({ status: 'ok' as const })),
+
+  readyz: publicProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/readyz',
+        tags: ['system'],
+        summary: 'Readiness: store reachable, projections caught up',
+      },
+    })
+    .input(z.object({}).optional())
+    .output(z.object({ status: z.literal('ready'), projection_position: z.string() }))
+    .query(({ ctx }) => {
+      const { runner } = ctx.runtime
+      if (runner.failure !== null) {
+        throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'Projections stopped' })
+      }
+      return { status: 'ready' as const, projection_position: String(runner.position) }
+    }),
+})
