@@ -3,7 +3,7 @@ import { str } from './projection.ts'
 
 export const sessionsProjection: Projection = {
   name: 'sessions',
-  tables: ['sessions', 'session_revocations'],
+  tables: ['sessions', 'session_revocations', 'session_owners'],
   schema: `
     CREATE TABLE IF NOT EXISTS sessions (
       id INTEGER PRIMARY KEY,
@@ -19,6 +19,11 @@ export const sessionsProjection: Projection = {
       revision INTEGER NOT NULL
     );
     CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id, id);
+    CREATE TABLE IF NOT EXISTS session_owners (
+      session_id INTEGER PRIMARY KEY,
+      user_id INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS session_owners_user ON session_owners (user_id);
     CREATE TABLE IF NOT EXISTS session_revocations (
       user_id INTEGER PRIMARY KEY,
       account_revision INTEGER NOT NULL
@@ -40,6 +45,8 @@ export const sessionsProjection: Projection = {
           'SELECT account_revision FROM session_revocations WHERE user_id = ?',
           d.user_id as number,
         )
+        // Ids only, no personal data: kept after erasure so auditors can still find the history.
+        db.run('INSERT OR IGNORE INTO session_owners (session_id, user_id) VALUES (?, ?)', sessionId, d.user_id as number)
         const coveredByRevocation =
           revoked !== undefined && (d.account_revision as number) < revoked.account_revision
         db.run(

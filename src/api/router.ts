@@ -1,9 +1,16 @@
+import { activityRouter } from './routers/activity.ts'
+import { adminRouter } from './routers/admin.ts'
 import { authRouter } from './routers/auth.ts'
+import { passwordResetRouter } from './routers/password-reset.ts'
 import { systemRouter } from './routers/system.ts'
-import { router } from './trpc.ts'
+import { twoFactorRouter } from './routers/two-factor.ts'
+import { vendorRouter } from './routers/vendor.ts'
+import { mergeRouters, router } from './trpc.ts'
 
 export const appRouter = router({
-  auth: authRouter,
+  auth: mergeRouters(authRouter, twoFactorRouter, passwordResetRouter, activityRouter),
+  admin: adminRouter,
+  vendor: vendorRouter,
   system: systemRouter,
 })
 

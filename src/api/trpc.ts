@@ -31,6 +31,7 @@ const t = initTRPC
   })
 
 export const router = t.router
+export const mergeRouters = t.mergeRouters
 export const createCallerFactory = t.createCallerFactory
 
 const mapDomainErrors = t.middleware(async function mapDomainErrors({ next }) {

@@ -152,24 +152,17 @@ export function createAuthentication(deps: AuthenticationDeps) {
       throw badCredentials()
     }
     if (roles && !roles.includes(account.role)) throw badCredentials()
-    const success = await commands.handle(
-      accountStream(account.id),
-      accountDecider,
-      { type: 'RecordSuccessfulLogin', data: { now: now().getTime() } },
-      { actorId: account.id, owner: account.id },
-    )
-    let revision = success.revision ?? 0
-    if (passwords.needsRehash(account.passwordHash)) {
+    const rehashIfNeeded = async (): Promise<number | null> => {
+      if (!passwords.needsRehash(account.passwordHash)) return null
       const rehashed = await commands.handle(
         accountStream(account.id),
         accountDecider,
         { type: 'RehashPassword', data: { password_hash: await passwords.hash(input.password) } },
         { actorId: account.id, owner: account.id },
       )
-      revision = rehashed.revision ?? revision
+      return rehashed.revision
     }
-    const current = success.state as ExistingAccount
-    if (current.totp.secret !== null) {
+    const challengeResponse = async (): Promise<ChallengeResponse> => {
       const challenge = await tokens.issueChallenge({
         sub: String(account.id),
         amr: ['pwd'],
@@ -182,6 +175,24 @@ export function createAuthentication(deps: AuthenticationDeps) {
         expires_in: challenge.expiresIn,
       }
     }
+    if (account.totp.secret !== null) {
+      // The password alone is no successful login for a 2FA account: locked or deactivated
+      // accounts are still refused, but the failure count (which verify-2fa failures feed) is
+      // kept until verify-2fa succeeds; clearing it here would buy 4 more code guesses per login.
+      accountDecider.decide({ type: 'RecordSuccessfulLogin', data: { now: now().getTime() } }, account)
+      await rehashIfNeeded()
+      return challengeResponse()
+    }
+    const success = await commands.handle(
+      accountStream(account.id),
+      accountDecider,
+      { type: 'RecordSuccessfulLogin', data: { now: now().getTime() } },
+      { actorId: account.id, owner: account.id },
+    )
+    const revision = (await rehashIfNeeded()) ?? success.revision ?? 0
+    const current = success.state as ExistingAccount
+    // 2FA enabled between loading the account and recording the login.
+    if (current.totp.secret !== null) return challengeResponse()
     return startSession(current, revision, ['pwd'], client)
   }
 

@@ -1,4 +1,6 @@
 /** Wires the adapters for one running service: event store, keys, read models, app services. */
+
+import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { projections } from '../../projections/index.ts'
@@ -16,9 +18,14 @@ import { loadOrCreateSecret } from '../security/secrets.ts'
 import { loadSigningKeys } from '../security/signing-keys.ts'
 import { createAccessGate } from './access-gate.ts'
 import { createAccounts } from './accounts.ts'
+import { createAdministration } from './administration.ts'
+import { createAudit } from './audit.ts'
 import { createAuthentication } from './authentication.ts'
 import { createCommandHandler } from './command-handler.ts'
 import { createEventCodec } from './event-codec.ts'
+import { createMailer } from './mailer.ts'
+import { createPasswordReset } from './password-reset.ts'
+import { createTwoFactor } from './two-factor.ts'
 import { createUniqueClaims } from './unique-claims.ts'
 
 export class DataDirError extends Error {
@@ -59,6 +66,11 @@ export async function openRuntime(
     codec,
     onError: (error) => log.error('projections stopped', { error: (error as Error).message }),
   })
+  // Erasure: the data key goes as soon as the deletion is projected (also on replays and
+  // on instances that only follow the store).
+  runner.onApplied((event) => {
+    if (event.type === 'AccountDeleted') dataKeys.destroy(event.stream_id)
+  })
   await runner.start()
   const queries = createQueries(readStore.db)
   const commands = createCommandHandler(store, codec, now)
@@ -87,6 +99,33 @@ export async function openRuntime(
     now,
   })
   const gate = createAccessGate(tokens, queries, runner, now)
+  const bootstrapToken = config.adminBootstrapToken ?? randomBytes(24).toString('base64url')
+  const administration = createAdministration({
+    accounts,
+    commands,
+    queries,
+    claims,
+    compactReadModels: () => readStore.db.exec('PRAGMA wal_checkpoint(TRUNCATE)'),
+    bootstrapToken,
+    now,
+  })
+  if (!config.adminBootstrapToken && !queries.hasAdmin()) {
+    log.warn('no admin yet: create one with POST /admin/register and this one-time X-Bootstrap-Token', {
+      bootstrap_token: bootstrapToken,
+    })
+  }
+  const audit = createAudit({ store, codec, tokens, sessionIdsOf: queries.sessionIdsOf, now })
+  const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log })
+  const twoFactor = createTwoFactor({ commands, runner, issuer: config.jwtIssuer, now })
+  const passwordReset = createPasswordReset({
+    commands,
+    runner,
+    queries,
+    passwords,
+    mailer,
+    publicUrl: config.publicUrl,
+    now,
+  })
 
   return {
     config,
@@ -105,9 +144,15 @@ export async function openRuntime(
     tokens,
     authentication,
     gate,
+    administration,
+    audit,
+    mailer,
+    twoFactor,
+    passwordReset,
     now,
     async close(): Promise<void> {
       await runner.stop()
+      await mailer.close()
       await passwords.close()
       await store.close()
       readStore.close()

@@ -33,7 +33,13 @@ const formLogin = (path: '/auth/login' | '/token', summary: string) =>
 export const authRouter = router({
   register: limitedProcedure
     .meta({
-      openapi: { method: 'POST', path: '/auth/register', tags: ['auth'], summary: 'Create an account' },
+      openapi: {
+        method: 'POST',
+        path: '/auth/register',
+        tags: ['auth'],
+        summary: 'Create an account',
+        errorResponses: { 409: 'Username or email taken', 429: 'Rate limited' },
+      },
     })
     .input(UserCreate)
     .output(UserResponse)
@@ -52,6 +58,7 @@ export const authRouter = router({
         path: '/auth/token-refresh',
         tags: ['auth'],
         summary: 'Rotate a refresh token',
+        errorResponses: { 401: 'Invalid, expired or reused refresh token', 429: 'Rate limited' },
       },
     })
     .input(TokenRefresh)
@@ -70,7 +77,13 @@ export const authRouter = router({
 
   revokeSession: userProcedure
     .meta({
-      openapi: { method: 'DELETE', path: '/auth/sessions/{session_id}', tags: ['sessions'], protect: true },
+      openapi: {
+        method: 'DELETE',
+        path: '/auth/sessions/{session_id}',
+        tags: ['sessions'],
+        protect: true,
+        errorResponses: { 404: 'Not a session of the caller' },
+      },
     })
     .input(SessionIdPath)
     .output(Message)
@@ -82,7 +95,15 @@ export const authRouter = router({
     }),
 
   verifyUser: userProcedure
-    .meta({ openapi: { method: 'GET', path: '/auth/verify-user/{username}', tags: ['auth'], protect: true } })
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/auth/verify-user/{username}',
+        tags: ['auth'],
+        protect: true,
+        errorResponses: { 404: 'User not found' },
+      },
+    })
     .input(z.object({ username: z.string().min(1).max(64) }))
     .output(UserResponse)
     .query(({ input, ctx }) => {
@@ -95,7 +116,15 @@ export const authRouter = router({
     }),
 
   updateProfile: userProcedure
-    .meta({ openapi: { method: 'PUT', path: '/auth/profile', tags: ['auth'], protect: true } })
+    .meta({
+      openapi: {
+        method: 'PUT',
+        path: '/auth/profile',
+        tags: ['auth'],
+        protect: true,
+        errorResponses: { 401: 'Not authenticated, or wrong current_password', 409: 'Email taken' },
+      },
+    })
     .input(UserUpdate)
     .output(UserResponse)
     .mutation(async ({ input, ctx }) => {

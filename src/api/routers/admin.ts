@@ -1,0 +1,242 @@
+import { TRPCError } from '@trpc/server'
+import { z } from 'zod'
+import { toUserResponse } from '../presenters.ts'
+import {
+  AdminCreate,
+  AdminLogin,
+  AuditEvent,
+  LockAccountRequest,
+  LoginResult,
+  Message,
+  Role,
+  RoleUpdate,
+  UnlockAccountRequest,
+  UserIdPath,
+  UserResponse,
+} from '../schemas.ts'
+import { adminProcedure, auditProcedure, limitedProcedure, router } from '../trpc.ts'
+
+const ChainBreak = z
+  .object({ stream_id: z.string(), revision: z.number().int(), reason: z.string() })
+  .nullable()
+const CheckpointBreak = z
+  .object({ stream: z.string(), revision: z.number().int(), reason: z.string() })
+  .nullable()
+
+const notFound = (): TRPCError => new TRPCError({ code: 'NOT_FOUND', message: 'User not found' })
+const admin = (path: string, method: 'GET' | 'PUT' | 'POST' | 'DELETE', summary?: string) => ({
+  openapi: {
+    method,
+    path: path as `/${string}`,
+    tags: ['admin'],
+    protect: true,
+    summary,
+    errorResponses: { 403: 'Not an admin', 404: 'User not found' },
+  },
+})
+
+export const adminRouter = router({
+  register: limitedProcedure
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/admin/register',
+        tags: ['admin'],
+        protect: true,
+        summary: 'Create an admin (an admin token, or X-Bootstrap-Token while no admin exists)',
+        errorResponses: { 403: 'Not an admin', 409: 'Username or email taken' },
+      },
+    })
+    .input(AdminCreate)
+    .output(UserResponse)
+    .mutation(async ({ input, ctx }) => {
+      const { runtime } = ctx
+      const principal = ctx.bearer ? await runtime.gate.authenticate(ctx.bearer) : null
+      const bootstrap = runtime.administration.canBootstrap(ctx.headers.get('x-bootstrap-token'))
+      if (!principal && !bootstrap)
+        throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Not authenticated' })
+      if (principal && principal.role !== 'admin' && !bootstrap) {
+        throw new TRPCError({ code: 'FORBIDDEN', message: 'Not enough privileges' })
+      }
+      const user = await runtime.accounts.register(
+        { ...input, role: 'admin' },
+        { actorId: principal?.userId ?? null },
+      )
+      return toUserResponse(user, runtime.now())
+    }),
+
+  login: limitedProcedure
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/admin/login',
+        tags: ['admin'],
+        summary: 'Log in as an admin',
+        errorResponses: { 401: 'Not an admin, or bad credentials', 423: 'Locked', 429: 'Rate limited' },
+      },
+    })
+    .input(AdminLogin)
+    .output(LoginResult)
+    .mutation(({ input, ctx }) => ctx.runtime.authentication.login(input, ctx.client, ['admin'])),
+
+  users: auditProcedure
+    .meta({
+      openapi: { method: 'GET', path: '/admin/users', tags: ['admin'], protect: true, errorResponses: [403] },
+    })
+    .input(
+      z.object({
+        skip: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+        limit: z.coerce.number().int().min(1).max(1000).default(100),
+        role: Role.optional(),
+        q: z.string().max(100).optional(),
+      }),
+    )
+    .output(z.array(UserResponse))
+    .query(({ input, ctx }) =>
+      ctx.runtime.queries.listUsers(input).map((u) => toUserResponse(u, ctx.runtime.now())),
+    ),
+
+  deactivateUser: adminProcedure
+    .meta(admin('/admin/deactivate-user/{user_id}', 'PUT', 'Deactivate; revokes every session'))
+    .input(UserIdPath)
+    .output(UserResponse)
+    .mutation(async ({ input, ctx }) =>
+      toUserResponse(
+        await ctx.runtime.administration.setActive(ctx.principal.userId, input.user_id, false),
+        ctx.runtime.now(),
+      ),
+    ),
+
+  activateUser: adminProcedure
+    .meta(admin('/admin/activate-user/{user_id}', 'PUT'))
+    .input(UserIdPath)
+    .output(UserResponse)
+    .mutation(async ({ input, ctx }) =>
+      toUserResponse(
+        await ctx.runtime.administration.setActive(ctx.principal.userId, input.user_id, true),
+        ctx.runtime.now(),
+      ),
+    ),
+
+  changeRole: adminProcedure
+    .meta(admin('/admin/user/role', 'PUT', 'Change a role; revokes existing sessions'))
+    .input(RoleUpdate)
+    .output(UserResponse)
+    .mutation(async ({ input, ctx }) =>
+      toUserResponse(
+        await ctx.runtime.administration.changeRole(ctx.principal.userId, input.user_id, input.role),
+        ctx.runtime.now(),
+      ),
+    ),
+
+  deleteUser: adminProcedure
+    .meta(
+      admin('/admin/user/{user_id}', 'DELETE', 'Erase personal data (crypto-shredding) and revoke sessions'),
+    )
+    .input(UserIdPath)
+    .output(Message)
+    .mutation(async ({ input, ctx }) => {
+      await ctx.runtime.administration.delete(ctx.principal.userId, input.user_id)
+      return { message: 'User deleted; personal data erased' }
+    }),
+
+  lock: adminProcedure
+    .meta(
+      admin('/admin/lock', 'POST', 'Lock an account (until unlocked, or for a duration); revokes sessions'),
+    )
+    .input(LockAccountRequest)
+    .output(Message)
+    .mutation(async ({ input, ctx }) => {
+      await ctx.runtime.administration.lock(
+        ctx.principal.userId,
+        input.user_id,
+        input.reason ?? null,
+        input.duration_minutes ?? null,
+      )
+      return { message: 'Account locked' }
+    }),
+
+  unlock: adminProcedure
+    .meta(admin('/admin/unlock', 'POST', 'Unlock an account and clear its failed-login count'))
+    .input(UnlockAccountRequest)
+    .output(Message)
+    .mutation(async ({ input, ctx }) => {
+      await ctx.runtime.administration.unlock(ctx.principal.userId, input.user_id)
+      return { message: 'Account unlocked' }
+    }),
+
+  history: auditProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/admin/users/{user_id}/history',
+        tags: ['audit'],
+        protect: true,
+        summary: "A user's full event history (account and sessions), in commit order",
+        errorResponses: [403, 404],
+      },
+    })
+    .input(UserIdPath)
+    .output(z.array(AuditEvent))
+    .query(async ({ input, ctx }) => {
+      const history = await ctx.runtime.audit.history(input.user_id)
+      if (!history) throw notFound()
+      return history
+    }),
+
+  auditVerify: auditProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/admin/audit/verify',
+        tags: ['audit'],
+        protect: true,
+        summary: 'Re-check the hash chain of every stream',
+        errorResponses: [403],
+      },
+    })
+    .input(z.object({}).optional())
+    .output(
+      z.object({
+        ok: z.boolean(),
+        streams_checked: z.number().int(),
+        events_checked: z.number().int(),
+        first_broken: ChainBreak,
+      }),
+    )
+    .query(({ ctx }) => ctx.runtime.audit.verify()),
+
+  auditCheckpoint: auditProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/admin/audit/checkpoint',
+        tags: ['audit'],
+        protect: true,
+        summary: "A signed JWS over every stream's head revision and hash",
+        errorResponses: [403],
+      },
+    })
+    .input(z.object({}).optional())
+    .output(z.object({ checkpoint: z.string() }))
+    .query(async ({ ctx }) => ({ checkpoint: await ctx.runtime.audit.checkpoint() })),
+
+  auditVerifyCheckpoint: auditProcedure
+    .meta({
+      openapi: {
+        method: 'POST',
+        path: '/admin/audit/verify-checkpoint',
+        tags: ['audit'],
+        protect: true,
+        summary: 'Prove that history up to an earlier checkpoint is unchanged',
+        errorResponses: { 400: 'Checkpoint signature invalid', 403: 'Not an admin or auditor' },
+      },
+    })
+    .input(z.object({ checkpoint: z.string().min(1).max(10_000_000) }))
+    .output(z.object({ ok: z.boolean(), streams_checked: z.number().int(), first_broken: CheckpointBreak }))
+    .mutation(async ({ input, ctx }) => {
+      const result = await ctx.runtime.audit.verifyCheckpoint(input.checkpoint)
+      if (!result) throw new TRPCError({ code: 'BAD_REQUEST', message: 'Checkpoint signature is not valid' })
+      return result
+    }),
+})

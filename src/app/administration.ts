@@ -1,0 +1,88 @@
+/**
+ * Account administration, each command recorded with the acting admin. Deletion erases by
+ * crypto-shredding: the account's data key is destroyed when the deletion is projected, its
+ * username and email are released, and read-model pages are checkpointed out of the WAL.
+ */
+import { timingSafeEqual } from 'node:crypto'
+import { accountDecider } from '../../domain/account.decider.ts'
+import { DomainError } from '../../domain/errors.ts'
+import type { Role } from '../../domain/event.ts'
+import type { Queries, UserRow } from '../readstore/queries.ts'
+import type { Accounts } from './accounts.ts'
+import type { CommandHandler } from './command-handler.ts'
+import { accountStream } from './streams.ts'
+import type { UniqueClaims } from './unique-claims.ts'
+
+export function createAdministration(deps: {
+  accounts: Accounts
+  commands: CommandHandler
+  queries: Queries
+  claims: UniqueClaims
+  /** Moves deleted read-model pages out of the WAL so erased values leave the disk. */
+  compactReadModels: () => void
+  bootstrapToken: string
+  now: () => Date
+}) {
+  const { accounts, queries, now } = deps
+
+  function notSelf(adminId: number, userId: number, what: string): void {
+    if (adminId === userId) throw new DomainError('FORBIDDEN', `Admins cannot ${what} their own account`)
+  }
+
+  return {
+    /** With no admin yet, the bootstrap token (compared in constant time) may create the first one. */
+    canBootstrap(presented: string | null): boolean {
+      if (!presented || queries.hasAdmin()) return false
+      const a = Buffer.from(presented)
+      const b = Buffer.from(deps.bootstrapToken)
+      return a.length === b.length && timingSafeEqual(a, b)
+    },
+
+    async setActive(adminId: number, userId: number, active: boolean): Promise<UserRow> {
+      if (!active) notSelf(adminId, userId, 'deactivate')
+      await accounts.administer(
+        userId,
+        { type: active ? 'Activate' : 'Deactivate', data: {} },
+        { actorId: adminId },
+      )
+      return accounts.mustFind(userId)
+    },
+
+    async lock(
+      adminId: number,
+      userId: number,
+      note: string | null,
+      durationMinutes: number | null,
+    ): Promise<void> {
+      notSelf(adminId, userId, 'lock')
+      const until = durationMinutes
+        ? new Date(now().getTime() + durationMinutes * 60_000).toISOString()
+        : null
+      await accounts.administer(userId, { type: 'Lock', data: { note, until } }, { actorId: adminId })
+    },
+
+    async unlock(adminId: number, userId: number): Promise<void> {
+      await accounts.administer(userId, { type: 'Unlock', data: {} }, { actorId: adminId })
+    },
+
+    async changeRole(adminId: number, userId: number, role: Role): Promise<UserRow> {
+      notSelf(adminId, userId, 'change the role of')
+      await accounts.administer(userId, { type: 'ChangeRole', data: { role } }, { actorId: adminId })
+      return accounts.mustFind(userId)
+    },
+
+    async delete(adminId: number, userId: number): Promise<void> {
+      notSelf(adminId, userId, 'delete')
+      const { state } = await deps.commands.load(accountStream(userId), accountDecider)
+      if (state.status !== 'active' && state.status !== 'deactivated') {
+        throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
+      }
+      await accounts.administer(userId, { type: 'Delete', data: {} }, { actorId: adminId })
+      await deps.claims.release('username', state.usernameKey, userId)
+      await deps.claims.release('email', state.emailKey, userId)
+      deps.compactReadModels()
+    },
+  }
+}
+
+export type Administration = ReturnType<typeof createAdministration>
