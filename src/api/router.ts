@@ -1,6 +1,7 @@
 import { activityRouter } from './routers/activity.ts'
 import { adminRouter } from './routers/admin.ts'
 import { authRouter } from './routers/auth.ts'
+import { chatbotRouter } from './routers/chatbot.ts'
 import { passwordResetRouter } from './routers/password-reset.ts'
 import { systemRouter } from './routers/system.ts'
 import { twoFactorRouter } from './routers/two-factor.ts'
@@ -11,6 +12,7 @@ export const appRouter = router({
   auth: mergeRouters(authRouter, twoFactorRouter, passwordResetRouter, activityRouter),
   admin: adminRouter,
   vendor: vendorRouter,
+  chatbot: chatbotRouter,
   system: systemRouter,
 })
 

@@ -43,7 +43,7 @@ export const LoginForm = z
       .nullish(),
     username: z.string().min(1).max(254),
     password: z.string().min(1).max(1024),
-    scope: z.string().max(1000).default(''),
+    scope: z.string().max(1000).optional(),
     client_id: z.string().max(200).nullish(),
     client_secret: z.string().max(200).nullish(),
   })

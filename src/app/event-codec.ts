@@ -3,12 +3,14 @@
  * the way out ("[erased]" once the account's key is destroyed), and refuses unknown event types.
  */
 import { ACCOUNT_EVENT_TYPES } from '../../domain/account.events.ts'
+import { DomainError } from '../../domain/errors.ts'
 import { ERASED, PERSONAL_FIELDS } from '../../domain/personal-data.ts'
 import { SESSION_EVENT_TYPES } from '../../domain/session.events.ts'
 import type { RecordedEvent } from '../eventstore/event-store.ts'
 import { dataKeyOwner } from './streams.ts'
 
 export interface FieldCipher {
+  isErased(owner: string): boolean
   ensureKey(owner: string): void
   encrypt(owner: string, plaintext: string): string
   decrypt(owner: string, value: string): string | null
@@ -46,6 +48,8 @@ export function createEventCodec(cipher: FieldCipher) {
       const fields = PERSONAL_FIELDS[type]
       if (!fields) return data
       const owner = dataKeyOwner(userId)
+      // An erased account takes no new personal data: its key is gone for good.
+      if (cipher.isErased(owner)) throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
       cipher.ensureKey(owner)
       const encoded = { ...data }
       for (const field of fields) {

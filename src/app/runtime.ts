@@ -21,6 +21,7 @@ import { createAccounts } from './accounts.ts'
 import { createAdministration } from './administration.ts'
 import { createAudit } from './audit.ts'
 import { createAuthentication } from './authentication.ts'
+import { createChatbot } from './chatbot.ts'
 import { createCommandHandler } from './command-handler.ts'
 import { createEventCodec } from './event-codec.ts'
 import { createMailer } from './mailer.ts'
@@ -149,6 +150,7 @@ export async function openRuntime(
     mailer,
     twoFactor,
     passwordReset,
+    chatbot: createChatbot({ queries, now, onIntent: (intent) => log.debug('chatbot intent', { intent }) }),
     now,
     async close(): Promise<void> {
       await runner.stop()
