@@ -119,7 +119,12 @@ function applyToExisting(
     case 'FullNameChanged':
       return { ...state, fullName: event.data.full_name }
     case 'PasswordChanged':
-      return { ...state, passwordHash: event.data.password_hash }
+      // A new password (not a rehash of the same one) makes any outstanding reset token void.
+      return {
+        ...state,
+        passwordHash: event.data.password_hash,
+        resetTokens: event.data.reason === 'rehash' ? state.resetTokens : [],
+      }
     case 'SessionsRevoked':
       return {
         ...state,

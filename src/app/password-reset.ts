@@ -5,8 +5,9 @@
 import { accountDecider } from '../../domain/account.decider.ts'
 import { DomainError } from '../../domain/errors.ts'
 import { passwordProblem } from '../../domain/password-policy.ts'
+import type { Logger } from '../logger.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
-import type { Queries } from '../readstore/queries.ts'
+import type { Queries, UserRow } from '../readstore/queries.ts'
 import type { PasswordHasher } from '../security/passwords.ts'
 import { hashOpaqueToken, isOpaqueTokenShape, newOpaqueToken } from '../security/refresh-tokens.ts'
 import type { CommandHandler } from './command-handler.ts'
@@ -21,39 +22,52 @@ export function createPasswordReset(deps: {
   queries: Queries
   passwords: PasswordHasher
   mailer: Mailer
+  log: Logger
   publicUrl: string
   now: () => Date
 }) {
   const { commands, runner, queries, passwords, mailer, now } = deps
   const invalid = (): DomainError => new DomainError('RESET_TOKEN_INVALID', 'Invalid or expired reset token')
 
+  async function issue(user: UserRow): Promise<void> {
+    const secret = newOpaqueToken()
+    const expiresAt = new Date(now().getTime() + RESET_TOKEN_MINUTES * 60_000)
+    await commands.handle(
+      accountStream(user.id),
+      accountDecider,
+      {
+        type: 'RequestPasswordReset',
+        data: { token_hash: secret.hash, expires_at: expiresAt.toISOString() },
+      },
+      { actorId: null, owner: user.id },
+    )
+    const token = `${user.id}.${secret.token}`
+    mailer.send({
+      to: user.email,
+      subject: 'Reset your password',
+      text:
+        `Someone asked to reset the password of your account "${user.username}".\n\n` +
+        `Reset token: ${token}\n` +
+        `Or open: ${deps.publicUrl}/docs#/auth/auth.passwordReset (POST /auth/password-reset with this token)\n\n` +
+        `The token works once and expires at ${expiresAt.toISOString()}. If it was not you, ignore this mail.\n`,
+    })
+  }
+
   return {
-    async request(email: string): Promise<void> {
+    /**
+     * Answers at once for known and unknown addresses alike: the reset is recorded and mailed
+     * in the background, so response time does not tell whether an account exists.
+     */
+    request(email: string): void {
       const user = queries.userByEmail(email)
       if (!user || user.is_active !== 1) return
-      const secret = newOpaqueToken()
-      const expiresAt = new Date(now().getTime() + RESET_TOKEN_MINUTES * 60_000)
-      await commands.handle(
-        accountStream(user.id),
-        accountDecider,
-        {
-          type: 'RequestPasswordReset',
-          data: { token_hash: secret.hash, expires_at: expiresAt.toISOString() },
-        },
-        { actorId: null, owner: user.id },
+      issue(user).catch((error: unknown) =>
+        deps.log.error('password reset request failed', {
+          user_id: user.id,
+          error: (error as Error).message,
+        }),
       )
-      const token = `${user.id}.${secret.token}`
-      mailer.send({
-        to: user.email,
-        subject: 'Reset your password',
-        text:
-          `Someone asked to reset the password of your account "${user.username}".\n\n` +
-          `Reset token: ${token}\n` +
-          `Or open: ${deps.publicUrl}/docs#/auth/auth.passwordReset (POST /auth/password-reset with this token)\n\n` +
-          `The token works once and expires at ${expiresAt.toISOString()}. If it was not you, ignore this mail.\n`,
-      })
     },
-
     async reset(token: string, newPassword: string): Promise<void> {
       const dot = token.indexOf('.')
       const userId = Number(token.slice(0, dot))

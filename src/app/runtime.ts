@@ -124,6 +124,7 @@ export async function openRuntime(
     queries,
     passwords,
     mailer,
+    log,
     publicUrl: config.publicUrl,
     now,
   })

@@ -191,4 +191,20 @@ describe('account: two-factor and password reset', () => {
       .when(reset(NOW))
       .thenThrows('RESET_TOKEN_INVALID')
   })
+  it('a new password voids outstanding reset tokens; a rehash does not', () => {
+    const requested: AccountEvent = {
+      type: 'PasswordResetRequested',
+      data: { token_hash: 't', expires_at: '2026-11-25T12:30:00.000Z' },
+    }
+    const reset: AccountCommand = {
+      type: 'CompletePasswordReset',
+      data: { token_hash: 't', password_hash: 'n', now: NOW },
+    }
+    given(registered, requested, { type: 'PasswordChanged', data: { password_hash: 'x', reason: 'user' } })
+      .when(reset)
+      .thenThrows('RESET_TOKEN_INVALID')
+    given(registered, requested, { type: 'PasswordChanged', data: { password_hash: 'x', reason: 'rehash' } })
+      .when(reset)
+      .thenMatches((events) => expect(events[0].type).toBe('PasswordResetCompleted'))
+  })
 })

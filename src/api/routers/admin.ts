@@ -84,16 +84,21 @@ export const adminRouter = router({
       openapi: { method: 'GET', path: '/admin/users', tags: ['admin'], protect: true, errorResponses: [403] },
     })
     .input(
-      z.object({
-        skip: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-        limit: z.coerce.number().int().min(1).max(1000).default(100),
-        role: Role.optional(),
-        q: z.string().max(100).optional(),
-      }),
+      z
+        .object({
+          skip: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+          limit: z.coerce.number().int().min(1).max(1000).default(100),
+          role: Role.optional(),
+          q: z.string().max(100).optional(),
+        })
+        // Optional: a GET without any query string has no input at all.
+        .optional(),
     )
     .output(z.array(UserResponse))
     .query(({ input, ctx }) =>
-      ctx.runtime.queries.listUsers(input).map((u) => toUserResponse(u, ctx.runtime.now())),
+      ctx.runtime.queries
+        .listUsers(input ?? { skip: 0, limit: 100 })
+        .map((u) => toUserResponse(u, ctx.runtime.now())),
     ),
 
   deactivateUser: adminProcedure

@@ -15,7 +15,7 @@ export const passwordResetRouter = router({
     .input(PasswordResetRequest)
     .output(Message)
     .mutation(async ({ input, ctx }) => {
-      await ctx.runtime.passwordReset.request(input.email)
+      ctx.runtime.passwordReset.request(input.email)
       return { message: 'If an account with that email exists, a password reset link has been sent.' }
     }),
 
