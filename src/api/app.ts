@@ -88,6 +88,13 @@ export async function createApp(runtime: Runtime) {
       })
       return { response, label: 'trpc' }
     }
+    // These paths serve GET only; another method is a 405 as on the REST routes.
+    if (
+      request.method !== 'GET' &&
+      (pathname === '/openapi.json' || pathname === '/metrics' || (await serveDocs(pathname)) !== null)
+    ) {
+      return { response: json({ detail: 'Method Not Allowed' }, 405), label: 'unmatched' }
+    }
     if (pathname === '/openapi.json') {
       openApiJson ??= JSON.stringify(buildOpenApiDocument(config.publicUrl))
       return {
