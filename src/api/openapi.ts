@@ -13,6 +13,7 @@ import * as schemas from './schemas.ts'
 type Operation = {
   operationId?: string
   security?: unknown
+  parameters?: { in: string; required?: boolean }[]
   requestBody?: { content: Record<string, { schema: unknown }> }
   responses: Record<string, unknown>
 }
@@ -79,6 +80,7 @@ export function buildOpenApiDocument(baseUrl: string): OpenAPIObject {
     ]
     if (!operation) continue
     operation.operationId = procedurePath
+    for (const parameter of operation.parameters ?? []) if (parameter.in === 'path') parameter.required = true
     if (!meta.protect) delete operation.security
     const inputId = schemaId(def.inputs[0])
     if (operation.requestBody && inputId) {

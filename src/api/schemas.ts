@@ -15,7 +15,11 @@ const Email = z.email({ message: 'value is not a valid email address' }).max(254
 const Password = z.string().min(8).max(128)
 const FullName = z.string().max(100).nullish()
 const Timestamp = z.string().meta({ format: 'date-time' })
-const Id = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER)
+/** Ids are positive integers; in paths only plain decimal digits count (not `1e3`, `0x10` or `1.0`). */
+const Id = z.preprocess(
+  (value) => (typeof value === 'string' && /^[1-9][0-9]{0,15}$/.test(value) ? Number(value) : value),
+  z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+)
 
 export const UserCreate = z
   .object({ username: Username, email: Email, password: Password, full_name: FullName })

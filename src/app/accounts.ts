@@ -92,7 +92,20 @@ export function createAccounts(deps: AccountsDeps) {
       const ok =
         input.current_password !== undefined &&
         (await passwords.verify(state.passwordHash, input.current_password))
-      if (!ok) throw new DomainError('INVALID_CREDENTIALS', 'Current password is incorrect')
+      if (!ok) {
+        // A stolen access token must not become an unlimited password oracle: count it as a failed login.
+        const failed = await commands.handle(
+          accountStream(userId),
+          accountDecider,
+          {
+            type: 'RecordFailedLogin',
+            data: { reason: 'password', now: now().getTime(), ip_address: null, user_agent: null },
+          },
+          { ...context, owner: userId },
+        )
+        await runner.waitFor(failed.position)
+        throw new DomainError('INVALID_CREDENTIALS', 'Current password is incorrect')
+      }
     }
     let passwordHash: string | undefined
     if (input.password !== undefined) {

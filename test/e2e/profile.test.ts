@@ -182,6 +182,22 @@ describe('PUT /auth/profile', () => {
     expect(takeNew.status).toBe(409)
   })
 
+  it('counts wrong current passwords as failed logins, so a stolen token cannot guess the password forever', async () => {
+    const user = newUser('guessed')
+    await register(request, user)
+    const tokens = await login(request, user)
+    for (let i = 0; i < 5; i++) {
+      const wrong = await request('PUT', '/auth/profile', {
+        token: tokens.access_token,
+        json: { password: 'another long password', current_password: `guess number ${i}` },
+      })
+      expectUnauthorized(wrong)
+    }
+    const locked = await request('POST', '/token', { form: { username: user.username, password: user.password } })
+    expect(locked.status).toBe(423)
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0)
+  })
+
   it('answers 409 when the new email is taken (in any case)', async () => {
     const user = newUser('clasher')
     const other = newUser('holder')

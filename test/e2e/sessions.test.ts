@@ -149,7 +149,7 @@ describe('DELETE /auth/sessions/{session_id}', () => {
 
   it('answers 422 for a session id that is not a positive integer', async () => {
     const mine = await login(request, owner)
-    for (const id of ['abc', '1.5', '-3', '0']) {
+    for (const id of ['abc', '1.5', '-3', '0', '1.0', '1e3', '0x10', '%201']) {
       const reply = await request('DELETE', `/auth/sessions/${id}`, { token: mine.access_token })
       expect(reply.status, id).toBe(422)
       expect(reply.body.detail).toHaveLength(1)
