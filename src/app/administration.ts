@@ -29,13 +29,28 @@ export function createAdministration(deps: {
     if (adminId === userId) throw new DomainError('FORBIDDEN', `Admins cannot ${what} their own account`)
   }
 
+  /** With no admin yet, the bootstrap token (compared in constant time) may create the first one. */
+  function canBootstrap(presented: string | null): boolean {
+    if (!presented || queries.hasAdmin()) return false
+    const a = Buffer.from(presented)
+    const b = Buffer.from(deps.bootstrapToken)
+    return a.length === b.length && timingSafeEqual(a, b)
+  }
+
+  /** Bootstrap registrations run one at a time, so concurrent requests cannot each create "the first" admin. */
+  let bootstrapQueue: Promise<unknown> = Promise.resolve()
+
   return {
-    /** With no admin yet, the bootstrap token (compared in constant time) may create the first one. */
-    canBootstrap(presented: string | null): boolean {
-      if (!presented || queries.hasAdmin()) return false
-      const a = Buffer.from(presented)
-      const b = Buffer.from(deps.bootstrapToken)
-      return a.length === b.length && timingSafeEqual(a, b)
+    canBootstrap,
+
+    /**
+     * Runs `create` (which must wait until the new admin is in the read models) if the bootstrap
+     * token is accepted, re-checked inside the queue; null when it is refused.
+     */
+    bootstrap<T>(presented: string | null, create: () => Promise<T>): Promise<T | null> {
+      const run = bootstrapQueue.then(() => (canBootstrap(presented) ? create() : null))
+      bootstrapQueue = run.catch(() => {})
+      return run
     },
 
     async setActive(adminId: number, userId: number, active: boolean): Promise<UserRow> {

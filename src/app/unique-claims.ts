@@ -1,7 +1,8 @@
 /**
  * Username and email uniqueness: each normalised value has a stream keyed by its HMAC, and a
  * claim is an append that only one writer can win. A claim left behind by a registration that
- * crashed half-way (its owner never got an account) is taken over after a grace period.
+ * crashed half-way (its owner never got an account) is taken over after a grace period, and one
+ * left by a deleted account at once.
  */
 import { createHmac, randomUUID } from 'node:crypto'
 import { type EventStore, type NewEvent, WrongExpectedRevisionError } from '../eventstore/event-store.ts'
@@ -40,9 +41,11 @@ export function createUniqueClaims(
     },
   })
 
+  /** The holder never got an account (a crash mid-registration) or was deleted before releasing it. */
   async function isAbandoned(ownerId: number, claimedAt: string): Promise<boolean> {
-    if (now().getTime() - Date.parse(claimedAt) < ABANDONED_AFTER_MS) return false
-    return (await store.readStream(accountStream(ownerId))).length === 0
+    const owner = await store.readStream(accountStream(ownerId))
+    if (owner.at(-1)?.type === 'AccountDeleted') return true
+    return owner.length === 0 && now().getTime() - Date.parse(claimedAt) >= ABANDONED_AFTER_MS
   }
 
   return {

@@ -58,12 +58,32 @@ function userIdArg(value: string | undefined): number {
   return id
 }
 
-async function run(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
+function parseOptions(argv: string[]) {
+  return parseArgs({
     args: argv,
     allowPositionals: true,
     options: { 'as-of': { type: 'string' }, checkpoint: { type: 'string' }, out: { type: 'string' } },
   })
+}
+
+/** A checkpoint file that cannot be read is bad usage (exit 2), not a checkpoint that failed (exit 1). */
+function readCheckpointFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim()
+  } catch (error) {
+    throw new UsageError(`cannot read the checkpoint file ${path}: ${(error as Error).message}`)
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseOptions>
+  try {
+    parsed = parseOptions(argv)
+  } catch (error) {
+    // An unknown option or a missing option value is bad usage (exit 2), not a failed check.
+    throw new UsageError((error as Error).message)
+  }
+  const { positionals, values } = parsed
   const [command, arg] = positionals
   if (!command) throw new UsageError('no command given')
   const config = loadConfig()
@@ -127,7 +147,7 @@ async function run(argv: string[]): Promise<number> {
         let ok = chains.ok
         const result: Record<string, unknown> = { chains }
         if (values.checkpoint) {
-          const checked = await audit.verifyCheckpoint(readFileSync(values.checkpoint, 'utf8').trim())
+          const checked = await audit.verifyCheckpoint(readCheckpointFile(values.checkpoint))
           result.checkpoint = checked ?? { ok: false, error: 'signature does not verify' }
           ok &&= checked?.ok === true
         }
@@ -143,6 +163,11 @@ async function run(argv: string[]): Promise<number> {
       case 'rebuild': {
         const readStore = new ReadStore(join(config.dataDir, 'read-models.db'), projections)
         const runner = createProjectionRunner({ store, readStore, codec })
+        // As in the service: a replayed deletion destroys the data key, in case the service
+        // stopped after appending AccountDeleted but before projecting it.
+        runner.onApplied((event) => {
+          if (event.type === 'AccountDeleted') dataKeys.destroy(event.stream_id)
+        })
         const started = performance.now()
         const applied = await runner.rebuild()
         await runner.stop()

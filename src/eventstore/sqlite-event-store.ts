@@ -25,14 +25,15 @@ const READ_BATCH = 1000
 
 export type SqliteEventStoreOptions = { synchronous?: 'NORMAL' | 'FULL' }
 
-type Row = {
-  position: number
-  stream_id: string
-  revision: number
-  type: string
-  data: string
-  metadata: string
-}
+/** position, stream_id, revision, type, data, metadata: rows come back as arrays, cheaper than objects. */
+type Row = [
+  position: number,
+  stream_id: string,
+  revision: number,
+  type: string,
+  data: string,
+  metadata: string,
+]
 
 export class StoreFileError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -81,7 +82,7 @@ export function openSqliteEventStore(path: string, options: SqliteEventStoreOpti
   }
   db.exec(`
     CREATE TABLE IF NOT EXISTS events (
-      position INTEGER PRIMARY KEY,
+      position INTEGER PRIMARY KEY AUTOINCREMENT,
       stream_id TEXT NOT NULL,
       revision INTEGER NOT NULL,
       event_id TEXT NOT NULL UNIQUE,
@@ -102,12 +103,12 @@ export function openSqliteEventStore(path: string, options: SqliteEventStoreOpti
 
 function toRecorded(row: Row): RecordedEvent {
   return {
-    stream_id: row.stream_id,
-    revision: row.revision,
-    position: BigInt(row.position),
-    type: row.type,
-    data: JSON.parse(row.data),
-    metadata: JSON.parse(row.metadata) as EventMetadata,
+    stream_id: row[1],
+    revision: row[2],
+    position: BigInt(row[0]),
+    type: row[3],
+    data: JSON.parse(row[4]),
+    metadata: JSON.parse(row[5]) as EventMetadata,
   }
 }
 
@@ -137,6 +138,9 @@ class SqliteEventStore implements EventStore {
     this.#readAll = db.prepare(
       'SELECT position, stream_id, revision, type, data, metadata FROM events WHERE position > ? ORDER BY position LIMIT ?',
     )
+    // Replays read a million rows: arrays instead of row objects roughly halve the cost of a row.
+    this.#readStream.setReturnArrays(true)
+    this.#readAll.setReturnArrays(true)
   }
 
   async append(stream: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
@@ -175,7 +179,7 @@ class SqliteEventStore implements EventStore {
 
   async readStream(stream: string, options: { fromRevision?: number } = {}): Promise<RecordedEvent[]> {
     this.#assertOpen()
-    return (this.#readStream.all(stream, options.fromRevision ?? 0) as Row[]).map(toRecorded)
+    return (this.#readStream.all(stream, options.fromRevision ?? 0) as unknown as Row[]).map(toRecorded)
   }
 
   async readAll(options: { fromPosition?: bigint; limit?: number } = {}): Promise<RecordedEvent[]> {
@@ -184,7 +188,7 @@ class SqliteEventStore implements EventStore {
 
   #readAllSync(from: bigint, limit: number): RecordedEvent[] {
     this.#assertOpen()
-    return (this.#readAll.all(Number(from), limit) as Row[]).map(toRecorded)
+    return (this.#readAll.all(Number(from), limit) as unknown as Row[]).map(toRecorded)
   }
 
   subscribeAll(

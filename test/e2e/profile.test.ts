@@ -193,7 +193,9 @@ describe('PUT /auth/profile', () => {
       })
       expectUnauthorized(wrong)
     }
-    const locked = await request('POST', '/token', { form: { username: user.username, password: user.password } })
+    const locked = await request('POST', '/token', {
+      form: { username: user.username, password: user.password },
+    })
     expect(locked.status).toBe(423)
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0)
   })

@@ -52,16 +52,16 @@ export const adminRouter = router({
     .mutation(async ({ input, ctx }) => {
       const { runtime } = ctx
       const principal = ctx.bearer ? await runtime.gate.authenticate(ctx.bearer) : null
-      const bootstrap = runtime.administration.canBootstrap(ctx.headers.get('x-bootstrap-token'))
-      if (!principal && !bootstrap)
+      const create = () =>
+        runtime.accounts.register({ ...input, role: 'admin' }, { actorId: principal?.userId ?? null })
+      const user =
+        principal?.role === 'admin'
+          ? await create()
+          : await runtime.administration.bootstrap(ctx.headers.get('x-bootstrap-token'), create)
+      if (!user) {
+        if (principal) throw new TRPCError({ code: 'FORBIDDEN', message: 'Not enough privileges' })
         throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Not authenticated' })
-      if (principal && principal.role !== 'admin' && !bootstrap) {
-        throw new TRPCError({ code: 'FORBIDDEN', message: 'Not enough privileges' })
       }
-      const user = await runtime.accounts.register(
-        { ...input, role: 'admin' },
-        { actorId: principal?.userId ?? null },
-      )
       return toUserResponse(user, runtime.now())
     }),
 

@@ -1,0 +1,447 @@
+/**
+ * The auditors' command line (`npm run audit -- ...`) against a DATA_DIR that a real server
+ * wrote and then stopped: JSON on stdout, exit 0 when all is well, 1 when something is broken,
+ * 2 on bad usage.
+ */
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { eventHash } from '../../src/eventstore/hash-chain.ts'
+import { openSqliteEventStore } from '../../src/eventstore/sqlite-event-store.ts'
+import { type Api, api, login, type NewUser, newUser, register } from '../support/e2e.ts'
+import { startServer, type TestServer } from '../support/server.ts'
+
+const BOOTSTRAP = 'audit-cli-e2e-bootstrap-token'
+// Each CLI run is a fresh Node process (about half a second, more on a busy machine).
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 60_000 })
+const ROOT = resolve(import.meta.dirname, '../..')
+
+type AuditEvent = {
+  stream: string
+  revision: number
+  type: string
+  occurred_at: string
+  actor_id: number | null
+  data: Record<string, unknown>
+  hash: string
+}
+type EventRow = {
+  position: number
+  stream_id: string
+  revision: number
+  type: string
+  data: string
+  metadata: string
+}
+
+let server: TestServer
+let dataDir: string
+let userId: number
+let erasedId: number
+let crashId: number
+let httpHistory: AuditEvent[]
+let erasedHistory: AuditEvent[]
+let lockedAt: string
+let unlockedAt: string
+
+function cli(...args: string[]): SpawnSyncReturns<string> & { json: () => unknown } {
+  const result = spawnSync(process.execPath, ['src/cli/audit.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, DATA_DIR: dataDir, EVENT_STORE_URL: '' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  return Object.assign(result, { json: () => JSON.parse(result.stdout) })
+}
+
+function expectExit(result: SpawnSyncReturns<string>, code: number): void {
+  expect(result.status, `exit code; stdout: ${result.stdout}\nstderr: ${result.stderr}`).toBe(code)
+}
+
+function expectUsage(result: SpawnSyncReturns<string>): void {
+  expectExit(result, 2)
+  expect(result.stderr).toContain('usage: npm run audit -- <command>')
+  expect(result.stdout).toBe('')
+}
+
+/** Rewrites the first event of `type` in `stream` by a text replacement, optionally recomputing the chain. */
+function rewriteEvent(stream: string, type: string, from: string, to: string, recompute: boolean): number {
+  const db = new DatabaseSync(join(dataDir, 'events.db'))
+  try {
+    const rows = db
+      .prepare(
+        'SELECT position, stream_id, revision, type, data, metadata FROM events WHERE stream_id = ? ORDER BY revision',
+      )
+      .all(stream) as EventRow[]
+    const target = rows.find((r) => r.type === type)
+    if (!target) throw new Error(`no ${type} in ${stream}`)
+    const rewritten = target.data.replace(from, to)
+    if (rewritten === target.data) throw new Error(`${from} not found in ${stream}@${target.revision}`)
+    const update = db.prepare('UPDATE events SET data = ?, metadata = ? WHERE position = ?')
+    db.exec('BEGIN')
+    let prev: string | null = null
+    for (const row of rows) {
+      if (row.revision < target.revision) continue
+      const dataText = row.revision === target.revision ? rewritten : row.data
+      const metadata = JSON.parse(row.metadata) as Record<string, string | number | null>
+      if (recompute) {
+        if (prev !== null) metadata.prev_hash = prev
+        const { hash: _old, ...rest } = metadata
+        metadata.hash = eventHash({
+          stream_id: row.stream_id,
+          revision: row.revision,
+          type: row.type,
+          data: JSON.parse(dataText),
+          metadata: rest as unknown as Parameters<typeof eventHash>[0]['metadata'],
+        })
+        prev = metadata.hash
+      }
+      update.run(dataText, JSON.stringify(metadata), row.position)
+    }
+    if (recompute && prev !== null)
+      db.prepare('UPDATE streams SET head_hash = ? WHERE stream_id = ?').run(prev, stream)
+    db.exec('COMMIT')
+    return target.revision
+  } finally {
+    db.close()
+  }
+}
+
+function eventCount(): number {
+  const db = new DatabaseSync(join(dataDir, 'events.db'), { readOnly: true })
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+  } finally {
+    db.close()
+  }
+}
+
+function readModels(): Record<string, unknown[]> {
+  const db = new DatabaseSync(join(dataDir, 'read-models.db'), { readOnly: true })
+  try {
+    const out: Record<string, unknown[]> = {}
+    for (const table of [
+      'users',
+      'sessions',
+      'session_owners',
+      'session_revocations',
+      'activity',
+      'checkpoint',
+    ])
+      out[table] = db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all()
+    return out
+  } finally {
+    db.close()
+  }
+}
+
+const between = (a: string, b: string): string => new Date((Date.parse(a) + Date.parse(b)) / 2).toISOString()
+
+beforeAll(async () => {
+  server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP })
+  dataDir = server.dataDir
+  const request: Api = api(server.url)
+  const admin = newUser('cliadmin')
+  expect(
+    (await request('POST', '/admin/register', { json: admin, headers: { 'x-bootstrap-token': BOOTSTRAP } }))
+      .status,
+  ).toBe(200)
+  const adminToken = (
+    await request('POST', '/admin/login', { json: { username: admin.username, password: admin.password } })
+  ).body.access_token
+
+  const user: NewUser = { ...newUser('cliuser'), full_name: 'Cliff Client' }
+  userId = (await register(request, user)).id
+  const tokens = await login(request, user, { 'user-agent': 'CliAgent/1.0' })
+  expect(
+    (await request('POST', '/auth/token-refresh', { json: { refresh_token: tokens.refresh_token } })).status,
+  ).toBe(200)
+  expect(
+    (
+      await request('POST', '/admin/lock', {
+        json: { user_id: userId, reason: 'cli check' },
+        token: adminToken,
+      })
+    ).status,
+  ).toBe(200)
+  // Distinct timestamps for the lock and the unlock (the clock is read once per command).
+  const lockTime = Date.now()
+  while (Date.now() <= lockTime + 2) await new Promise((r) => setTimeout(r, 2))
+  expect(
+    (await request('POST', '/admin/unlock', { json: { user_id: userId }, token: adminToken })).status,
+  ).toBe(200)
+  await login(request, user)
+
+  const erased = newUser('clierased')
+  erasedId = (await register(request, erased)).id
+  await login(request, erased, { 'user-agent': 'CliErasedAgent/1.0' })
+  expect((await request('DELETE', `/admin/user/${erasedId}`, { token: adminToken })).status).toBe(200)
+
+  const crash = newUser('clicrash')
+  crashId = (await register(request, crash)).id
+  await login(request, crash, { 'user-agent': 'CliCrashAgent/1.0' })
+
+  httpHistory = (await request('GET', `/admin/users/${userId}/history`, { token: adminToken })).body
+  erasedHistory = (await request('GET', `/admin/users/${erasedId}/history`, { token: adminToken })).body
+  lockedAt = httpHistory.find((e) => e.type === 'AccountLocked')!.occurred_at
+  unlockedAt = httpHistory.find((e) => e.type === 'AccountUnlocked')!.occurred_at
+  expect(Date.parse(unlockedAt)).toBeGreaterThan(Date.parse(lockedAt))
+  await server.stop()
+})
+afterAll(async () => {
+  await server?.close()
+})
+
+describe('npm run audit -- history', () => {
+  it('prints the user’s events as JSON, the same as the HTTP history', () => {
+    const result = cli('history', String(userId))
+    expectExit(result, 0)
+    const events = result.json() as AuditEvent[]
+    expect(events).toEqual(httpHistory)
+    expect(events.map((e) => e.type)).toEqual(
+      expect.arrayContaining(['AccountRegistered', 'SessionStarted', 'SessionRefreshed', 'AccountLocked']),
+    )
+    expect(events[0].data).toMatchObject({ full_name: 'Cliff Client', password_hash: '[redacted]' })
+    expect(result.stdout).not.toContain('$argon2')
+  })
+
+  it('shows an erased user’s events with "[erased]" personal data', () => {
+    const result = cli('history', String(erasedId))
+    expectExit(result, 0)
+    const events = result.json() as AuditEvent[]
+    expect(events).toEqual(erasedHistory)
+    expect(events[0].data).toMatchObject({ username: '[erased]', email: '[erased]' })
+    expect(events.find((e) => e.type === 'SessionStarted')?.data.user_agent).toBe('[erased]')
+    expect(result.stdout).not.toContain('CliErasedAgent')
+    expect(events.at(-1)?.type).toBe('AccountDeleted')
+  })
+
+  it('exits 2 for an unknown user or a malformed id', () => {
+    expectUsage(cli('history', '987654'))
+    expectUsage(cli('history', 'abc'))
+    expectUsage(cli('history', '0'))
+    expectUsage(cli('history'))
+  })
+})
+
+describe('npm run audit -- state', () => {
+  it('shows the account as it was: locked between the lock and the unlock, not before or after', () => {
+    const during = cli('state', String(userId), '--as-of', between(lockedAt, unlockedAt))
+    expectExit(during, 0)
+    const locked = during.json() as Record<string, unknown>
+    expect(locked).toMatchObject({
+      status: 'active',
+      id: userId,
+      lock: { reason: 'admin', note: 'cli check' },
+    })
+    expect(locked.as_of).toBe(between(lockedAt, unlockedAt))
+
+    const atLock = cli('state', String(userId), '--as-of', lockedAt).json() as Record<string, unknown>
+    expect(atLock.lock).toMatchObject({ reason: 'admin' })
+
+    const after = cli('state', String(userId), '--as-of', unlockedAt)
+    expectExit(after, 0)
+    expect((after.json() as Record<string, unknown>).lock).toBeNull()
+
+    const now = cli('state', String(userId))
+    expectExit(now, 0)
+    expect((now.json() as Record<string, unknown>).lock).toBeNull()
+
+    const registeredAt = httpHistory[0].occurred_at
+    const before = cli('state', String(userId), '--as-of', between(registeredAt, lockedAt))
+    expectExit(before, 0)
+    expect(before.json()).toMatchObject({ status: 'active', lock: null, role: 'user' })
+  })
+
+  it('never prints the password hash or reset tokens', () => {
+    const result = cli('state', String(userId))
+    expect(result.stdout).not.toContain('$argon2')
+    const state = result.json() as Record<string, unknown>
+    expect(state).not.toHaveProperty('passwordHash')
+    expect(state).not.toHaveProperty('resetTokens')
+    expect(state).not.toHaveProperty('totp')
+    expect(state.totp_enabled).toBe(false)
+  })
+
+  it('exits 2 for an unknown user or a bad timestamp', () => {
+    expectUsage(cli('state', '987654'))
+    expectUsage(cli('state', String(userId), '--as-of', 'yesterday-ish'))
+    expectUsage(cli('state'))
+  })
+})
+
+describe('npm run audit -- verify, checkpoint, rebuild', () => {
+  let checkpointFile: string
+
+  it('verify exits 0 when every chain holds', () => {
+    const result = cli('verify')
+    expectExit(result, 0)
+    expect(result.json()).toEqual({
+      ok: true,
+      chains: {
+        ok: true,
+        streams_checked: expect.any(Number),
+        events_checked: eventCount(),
+        first_broken: null,
+      },
+    })
+  })
+
+  it('checkpoint --out writes a signed checkpoint that verify --checkpoint accepts', () => {
+    checkpointFile = join(dataDir, '..', `checkpoint-${process.pid}-${Date.now()}.jws`)
+    const result = cli('checkpoint', '--out', checkpointFile)
+    expectExit(result, 0)
+    const printed = result.json() as { checkpoint: string; written_to: string }
+    expect(printed.written_to).toBe(checkpointFile)
+    expect(readFileSync(checkpointFile, 'utf8').trim()).toBe(printed.checkpoint)
+    expect(printed.checkpoint.split('.')).toHaveLength(3)
+    const payload = JSON.parse(Buffer.from(printed.checkpoint.split('.')[1], 'base64url').toString())
+    expect(payload.streams[`user-${userId}`]).toEqual({
+      revision: httpHistory.filter((e) => e.stream === `user-${userId}`).at(-1)?.revision,
+      hash: httpHistory.filter((e) => e.stream === `user-${userId}`).at(-1)?.hash,
+    })
+
+    const verified = cli('verify', '--checkpoint', checkpointFile)
+    expectExit(verified, 0)
+    expect(verified.json()).toMatchObject({ ok: true, checkpoint: { ok: true, first_broken: null } })
+  })
+
+  it('verify --checkpoint exits 1 for a checkpoint whose signature does not verify', () => {
+    const jws = readFileSync(checkpointFile, 'utf8').trim()
+    const [h, p, s] = jws.split('.')
+    const payload = JSON.parse(Buffer.from(p, 'base64url').toString())
+    payload.streams[`user-${userId}`].revision += 1
+    const forged = join(dataDir, '..', `forged-${process.pid}-${Date.now()}.jws`)
+    writeFileSync(forged, `${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${s}\n`)
+    const result = cli('verify', '--checkpoint', forged)
+    expectExit(result, 1)
+    expect(result.json()).toMatchObject({ ok: false, checkpoint: { ok: false } })
+  })
+
+  it('rebuild replays every event and ends with the same read models', () => {
+    const before = readModels()
+    const result = cli('rebuild')
+    expectExit(result, 0)
+    const report = result.json() as { events_applied: number; seconds: number }
+    expect(report.events_applied).toBe(eventCount())
+    expect(typeof report.seconds).toBe('number')
+    expect(readModels()).toEqual(before)
+  })
+
+  it('a rewrite with recomputed hashes passes verify but fails verify --checkpoint, naming the stream', () => {
+    rewriteEvent(`user-${userId}`, 'AccountRegistered', '"role":"user"', '"role":"admin"', true)
+    expect((cli('history', String(userId)).json() as AuditEvent[])[0].data.role).toBe('admin')
+
+    const plain = cli('verify')
+    expectExit(plain, 0)
+    expect(plain.json()).toMatchObject({ ok: true })
+
+    const result = cli('verify', '--checkpoint', checkpointFile)
+    expectExit(result, 1)
+    const report = result.json() as {
+      ok: boolean
+      checkpoint: { ok: boolean; first_broken: { stream: string } }
+    }
+    expect(report.ok).toBe(false)
+    expect(report.checkpoint.ok).toBe(false)
+    expect(report.checkpoint.first_broken.stream).toBe(`user-${userId}`)
+    expect(result.stdout).toContain(`user-${userId}`)
+  })
+
+  it('a rewrite without recomputed hashes fails plain verify, naming stream and revision', () => {
+    const revision = rewriteEvent(
+      `user-${erasedId}`,
+      'AccountRegistered',
+      '"role":"user"',
+      '"role":"admin"',
+      false,
+    )
+    const result = cli('verify')
+    expectExit(result, 1)
+    expect(result.json()).toMatchObject({
+      ok: false,
+      chains: {
+        ok: false,
+        first_broken: { stream_id: `user-${erasedId}`, revision, reason: 'hash_mismatch' },
+      },
+    })
+  })
+})
+
+describe('npm run audit -- rebuild, after a deletion that was never projected', () => {
+  function wrappedKey(owner: string): { wrapped: Uint8Array | null } | undefined {
+    const db = new DatabaseSync(join(dataDir, 'keys.db'), { readOnly: true })
+    try {
+      return db.prepare('SELECT wrapped FROM data_keys WHERE owner = ?').get(owner) as
+        | { wrapped: Uint8Array | null }
+        | undefined
+    } finally {
+      db.close()
+    }
+  }
+
+  it('destroys the data key when it replays the AccountDeleted (a crash hit between append and projection)', async () => {
+    const owner = `user-${crashId}`
+    expect(wrappedKey(owner)?.wrapped).toBeInstanceOf(Uint8Array)
+    // What DELETE /admin/user appends, written as if the service died before projecting it.
+    const store = openSqliteEventStore(join(dataDir, 'events.db'))
+    try {
+      const stream = await store.readStream(owner)
+      const registered = stream[0].data
+      const metadata = () => ({
+        event_id: randomUUID(),
+        schema_version: 1,
+        occurred_at: new Date().toISOString(),
+        actor_id: '1',
+        correlation_id: null,
+        causation_id: null,
+      })
+      await store.append(
+        owner,
+        [
+          {
+            type: 'SessionsRevoked',
+            data: { reason: 'deleted', except_session_id: null },
+            metadata: metadata(),
+          },
+          {
+            type: 'AccountDeleted',
+            data: { username_key: registered.username_key, email_key: registered.email_key },
+            metadata: metadata(),
+          },
+        ],
+        stream.at(-1)!.revision,
+      )
+    } finally {
+      await store.close()
+    }
+
+    const result = cli('rebuild')
+    expectExit(result, 0)
+    expect((result.json() as { events_applied: number }).events_applied).toBe(eventCount())
+    expect(wrappedKey(owner), 'a tombstone, not the key').toEqual({ wrapped: null })
+
+    const history = cli('history', String(crashId))
+    expectExit(history, 0)
+    const events = history.json() as AuditEvent[]
+    expect(events[0].data).toMatchObject({ username: '[erased]', email: '[erased]' })
+    expect(history.stdout).not.toContain('CliCrashAgent')
+    for (const file of readdirSync(dataDir, { recursive: true, withFileTypes: true }))
+      if (file.isFile())
+        expect(readFileSync(join(file.parentPath, file.name)).includes('CliCrashAgent/1.0'), file.name).toBe(
+          false,
+        )
+  })
+})
+
+describe('npm run audit -- (bad usage)', () => {
+  it('exits 2 with the usage text', () => {
+    expectUsage(cli())
+    expectUsage(cli('frobnicate'))
+    expectUsage(cli('verify', '--no-such-option'))
+    expectUsage(cli('verify', '--checkpoint', join(dataDir, 'no-such-checkpoint.jws')))
+  })
+})
