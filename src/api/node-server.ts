@@ -3,6 +3,7 @@
  * size limit before the Request is built, so an oversized upload never reaches the handler.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 
 export const MAX_BODY_BYTES = 64 * 1024
 
@@ -39,6 +40,18 @@ async function send(res: ServerResponse, response: Response): Promise<void> {
   res.end(body)
 }
 
+/**
+ * The URL to route by, from the request target alone. The Host header takes no part: joined in
+ * front of the path, `Host: x/admin/users#` would route a request for /healthz to /admin/users.
+ * An absolute-form target (`GET http://host/path`) counts by its path and query.
+ */
+function requestUrl(target: string): string {
+  if (target.startsWith('/')) return `http://localhost${target}`
+  if (!URL.canParse(target)) return 'http://localhost/'
+  const { pathname, search } = new URL(target)
+  return `http://localhost${pathname}${search}`
+}
+
 function plain(res: ServerResponse, status: number, detail: string): void {
   const body = JSON.stringify({ detail })
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
@@ -55,18 +68,49 @@ export function createNodeServer(handler: WebHandler): Server {
         res.setHeader('connection', 'close')
         return plain(res, 413, `Request body larger than ${MAX_BODY_BYTES} bytes`)
       }
-      const url = `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`
+      const url = requestUrl(req.url ?? '/')
       const request = new Request(URL.canParse(url) ? url : 'http://localhost/', {
         method,
         headers: toHeaders(req),
         body: body && body.length > 0 ? (body as Uint8Array<ArrayBuffer>) : null,
       })
-      await send(res, await handler(request, { remoteAddress: req.socket.remoteAddress ?? 'unknown' }))
+      const response = await handler(request, { remoteAddress: req.socket.remoteAddress ?? 'unknown' })
+      // Shutting down (server.close() was called): the client must not reuse this connection, and
+      // the server must not wait for it to go idle before it can exit.
+      if (!server.listening) res.setHeader('connection', 'close')
+      await send(res, response)
     } catch (error) {
+      // The client went away in the middle of its body: there is no one to answer.
+      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET') return void res.destroy()
       console.error('unhandled error serving a request:', error)
       if (!res.headersSent) plain(res, 500, 'Internal server error')
       else res.destroy()
     }
   })
+  server.on('clientError', answerClientError)
   return server
+}
+
+/**
+ * Requests node's parser refuses (a head over the size limit, malformed syntax) get the
+ * contract's `{"detail": ...}` too, instead of node's default reply without a body.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // As node does by default: answer only if no response to this connection is being written.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy()
+    return
+  }
+  const [status, reason, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'Request line or headers too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'Request timeout']
+        : [400, 'Bad Request', 'Malformed HTTP request']
+  const body = JSON.stringify({ detail })
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  )
 }
