@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel)
   const runtime = await openRuntime(config, { log })
   const app = await createApp(runtime)
-  const server = createNodeServer(app.handle)
+  const server = createNodeServer(app.serve)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(config.port, config.host, resolve)

@@ -1,16 +1,26 @@
 /**
- * The HTTP surface as one web-standard `(Request) => Response` handler: typed tRPC at /trpc,
- * the REST routes of API.md, the OpenAPI document, the docs page and metrics.
+ * The HTTP surface as one handler: typed tRPC at /trpc, the REST routes of API.md, the OpenAPI
+ * document, the docs page and metrics. `serve` takes the service's own request shape (what the
+ * Node server builds cheaply); `handle` is the same as a web-standard `(Request) => Response`.
  */
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch'
 import type { Runtime } from '../app/runtime.ts'
 import { createDocs } from './docs.ts'
+import {
+  fromWebRequest,
+  fromWebResponse,
+  type HttpRequest,
+  type HttpResponse,
+  jsonResponse,
+  toWebRequest,
+  toWebResponse,
+} from './http.ts'
 import { createMetrics } from './metrics.ts'
 import { buildOpenApiDocument } from './openapi.ts'
 import { createRateLimiter } from './rate-limit.ts'
-import { createRestHandler, json } from './rest.ts'
+import { createRestHandler } from './rest.ts'
 import { appRouter } from './router.ts'
-import type { Context } from './trpc.ts'
+import type { Context, ResponseHeaders } from './trpc.ts'
 
 const LOGIN_ROUTES = new Set(['/auth/login', '/token', '/admin/login', '/vendor/login', '/auth/verify-2fa'])
 const loginOutcome: Record<number, string> = {
@@ -21,20 +31,21 @@ const loginOutcome: Record<number, string> = {
   429: 'rate_limited',
   422: 'invalid',
 }
+const GET_ONLY = new Set(['/openapi.json', '/metrics'])
 
-function securityHeaders(response: Response, isDocs: boolean): Response {
-  const h = response.headers
-  h.set('x-content-type-options', 'nosniff')
-  h.set('referrer-policy', 'no-referrer')
-  h.set('x-frame-options', 'DENY')
-  if (!isDocs) h.set('cache-control', h.get('cache-control') ?? 'no-store')
-  h.set(
-    'content-security-policy',
-    isDocs
-      ? "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
-      : "default-src 'none'; frame-ancestors 'none'",
-  )
-  return response
+const API_SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+}
+const DOCS_SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
 }
 
 export async function createApp(runtime: Runtime) {
@@ -45,62 +56,75 @@ export async function createApp(runtime: Runtime) {
   const serveDocs = createDocs()
   let openApiJson: string | null = null
 
-  function clientAddress(request: Request, remoteAddress: string): string {
-    if (config.trustProxy) {
-      const forwarded = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim()
-      if (forwarded) return forwarded
-    }
-    return remoteAddress
-  }
-
-  function context(request: Request, remoteAddress: string, responseHeaders: Headers): Context {
-    const authorization = request.headers.get('authorization')
+  function context(request: HttpRequest, responseHeaders: ResponseHeaders): Context {
+    const authorization = request.header('authorization')
     const bearer = authorization && /^bearer /i.test(authorization) ? authorization.slice(7).trim() : null
+    const forwarded = config.trustProxy ? request.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined
     return {
       runtime,
       rateLimiter,
       client: {
-        ip_address: clientAddress(request, remoteAddress),
-        user_agent: request.headers.get('user-agent')?.slice(0, 512) ?? null,
+        ip_address: forwarded || request.remoteAddress,
+        user_agent: request.header('user-agent')?.slice(0, 512) ?? null,
       },
       bearer: bearer || null,
-      headers: request.headers,
+      header: request.header,
       responseHeaders,
     }
   }
 
+  async function serveTrpc(request: HttpRequest): Promise<HttpResponse> {
+    const response = await fetchRequestHandler({
+      endpoint: '/trpc',
+      req: toWebRequest(request),
+      router: appRouter,
+      createContext: ({ resHeaders }) => context(request, resHeaders),
+      onError: ({ error }) => {
+        if (error.code === 'INTERNAL_SERVER_ERROR')
+          log.error('trpc procedure failed', { error: error.message })
+      },
+    })
+    return fromWebResponse(response)
+  }
+
   async function route(
-    request: Request,
-    url: URL,
-    remoteAddress: string,
-  ): Promise<{ response: Response; label: string }> {
-    const { pathname } = url
-    if (pathname === '/trpc' || pathname.startsWith('/trpc/')) {
-      const response = await fetchRequestHandler({
-        endpoint: '/trpc',
-        req: request,
-        router: appRouter,
-        createContext: ({ resHeaders }) => context(request, remoteAddress, resHeaders),
-        onError: ({ error }) => {
-          if (error.code === 'INTERNAL_SERVER_ERROR')
-            log.error('trpc procedure failed', { error: error.message })
-        },
-      })
-      return { response, label: 'trpc' }
+    request: HttpRequest,
+    pathname: string,
+    query: string,
+  ): Promise<{ response: HttpResponse; label: string }> {
+    if (pathname === '/trpc' || pathname.startsWith('/trpc/'))
+      return { response: await serveTrpc(request), label: 'trpc' }
+    const isDocs = pathname === '/docs' || pathname.startsWith('/docs/')
+    if (GET_ONLY.has(pathname) || isDocs) {
+      const response = await serveFixed(pathname)
+      if (response) {
+        // These paths serve GET only; another method is a 405 as on the REST routes.
+        if (request.method !== 'GET')
+          return { response: jsonResponse({ detail: 'Method Not Allowed' }, 405), label: 'unmatched' }
+        return { response, label: isDocs ? '/docs' : pathname }
+      }
     }
-    // These paths serve GET only; another method is a 405 as on the REST routes.
-    if (
-      request.method !== 'GET' &&
-      (pathname === '/openapi.json' || pathname === '/metrics' || (await serveDocs(pathname)) !== null)
-    ) {
-      return { response: json({ detail: 'Method Not Allowed' }, 405), label: 'unmatched' }
+    const match = rest.match(request.method, pathname)
+    if (match === 'method_not_allowed') {
+      return { response: jsonResponse({ detail: 'Method Not Allowed' }, 405), label: 'unmatched' }
     }
+    if (!match) return { response: jsonResponse({ detail: 'Not Found' }, 404), label: 'unmatched' }
+    const responseHeaders = new Map<string, string>()
+    const response = await rest.handle(
+      request,
+      query,
+      match.route,
+      match.params,
+      context(request, responseHeaders),
+      responseHeaders,
+    )
+    return { response, label: match.route.template }
+  }
+
+  async function serveFixed(pathname: string): Promise<HttpResponse | null> {
     if (pathname === '/openapi.json') {
       openApiJson ??= JSON.stringify(buildOpenApiDocument(config.publicUrl))
-      return {
-        response: new Response(openApiJson, { headers: { 'content-type': 'application/json' } }),
-        label: pathname,
-      }
+      return { status: 200, headers: { 'content-type': 'application/json' }, body: openApiJson }
     }
     if (pathname === '/metrics') {
       const pending = await runtime.store.readAll({ fromPosition: runtime.runner.position, limit: 100_000 })
@@ -108,36 +132,30 @@ export async function createApp(runtime: Runtime) {
         projectionLagEvents: pending.length,
         projectionPosition: runtime.runner.position,
       })
-      return {
-        response: new Response(body, { headers: { 'content-type': 'text/plain; version=0.0.4' } }),
-        label: pathname,
-      }
+      return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4' }, body }
     }
-    if (pathname === '/docs' || pathname.startsWith('/docs/')) {
-      const response = await serveDocs(pathname)
-      if (response) return { response, label: '/docs' }
-    }
-    const match = rest.match(request.method, pathname)
-    if (match === 'method_not_allowed')
-      return { response: json({ detail: 'Method Not Allowed' }, 405), label: 'unmatched' }
-    if (!match) return { response: json({ detail: 'Not Found' }, 404), label: 'unmatched' }
-    const responseHeaders = new Headers()
-    const ctx = context(request, remoteAddress, responseHeaders)
-    const response = await rest.handle(request, url, match.route, match.params, ctx)
-    return { response, label: match.route.template }
+    return serveDocs(pathname)
+  }
+
+  async function serve(request: HttpRequest): Promise<HttpResponse> {
+    const started = performance.now()
+    const q = request.target.indexOf('?')
+    const pathname = q < 0 ? request.target : request.target.slice(0, q)
+    const query = q < 0 ? '' : request.target.slice(q + 1)
+    const { response, label } = await route(request, pathname, query)
+    metrics.observe(label, response.status, (performance.now() - started) / 1000)
+    if (LOGIN_ROUTES.has(label)) metrics.login(loginOutcome[response.status] ?? `status_${response.status}`)
+    const security = label === '/docs' ? DOCS_SECURITY_HEADERS : API_SECURITY_HEADERS
+    response.headers = { ...security, ...response.headers }
+    return response
   }
 
   async function handle(
     request: Request,
     info: { remoteAddress: string } = { remoteAddress: 'unknown' },
   ): Promise<Response> {
-    const started = performance.now()
-    const url = new URL(request.url)
-    const { response, label } = await route(request, url, info.remoteAddress)
-    metrics.observe(label, response.status, (performance.now() - started) / 1000)
-    if (LOGIN_ROUTES.has(label)) metrics.login(loginOutcome[response.status] ?? `status_${response.status}`)
-    return securityHeaders(response, label === '/docs')
+    return toWebResponse(await serve(await fromWebRequest(request, info.remoteAddress)))
   }
 
-  return { handle, metrics, async close(): Promise<void> {} }
+  return { serve, handle, metrics, async close(): Promise<void> {} }
 }

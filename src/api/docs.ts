@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import type { HttpResponse } from './http.ts'
 
 const ASSETS: Record<string, string> = {
   'swagger-ui.css': 'text/css; charset=utf-8',
@@ -36,11 +37,15 @@ export function createDocs() {
   const cache = new Map<string, Uint8Array>()
   const headers = (type: string) => ({ 'content-type': type, 'cache-control': 'public, max-age=3600' })
 
-  return async function serveDocs(pathname: string): Promise<Response | null> {
-    if (pathname === '/docs' || pathname === '/docs/')
-      return new Response(PAGE, { headers: headers('text/html; charset=utf-8') })
-    if (pathname === '/docs/init.js')
-      return new Response(INIT, { headers: headers('text/javascript; charset=utf-8') })
+  const ok = (body: string | Uint8Array, type: string): HttpResponse => ({
+    status: 200,
+    headers: headers(type),
+    body,
+  })
+
+  return async function serveDocs(pathname: string): Promise<HttpResponse | null> {
+    if (pathname === '/docs' || pathname === '/docs/') return ok(PAGE, 'text/html; charset=utf-8')
+    if (pathname === '/docs/init.js') return ok(INIT, 'text/javascript; charset=utf-8')
     const name = pathname.slice('/docs/'.length)
     const type = ASSETS[name]
     if (!pathname.startsWith('/docs/') || !type) return null
@@ -49,6 +54,6 @@ export function createDocs() {
       body = new Uint8Array(await readFile(join(dir, name)))
       cache.set(name, body)
     }
-    return new Response(body as Uint8Array<ArrayBuffer>, { headers: headers(type) })
+    return ok(body, type)
   }
 }

@@ -1,13 +1,15 @@
 /**
- * Serves a web-standard `(Request) => Response` handler on node:http. Bodies are read with a
- * size limit before the Request is built, so an oversized upload never reaches the handler.
+ * Serves the service's handler on node:http with as little in between as it can: requests
+ * become `HttpRequest`s straight from node's parsed head (no web `Request`, no header object),
+ * and bodies are read with a size limit first, so an oversized upload never reaches a handler.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { HttpRequest, HttpResponse } from './http.ts'
 
 export const MAX_BODY_BYTES = 64 * 1024
 
-export type WebHandler = (request: Request, info: { remoteAddress: string }) => Promise<Response>
+export type Handler = (request: HttpRequest) => Promise<HttpResponse>
 
 async function readBody(req: IncomingMessage): Promise<Uint8Array | 'too_large'> {
   const declared = Number(req.headers['content-length'] ?? 0)
@@ -22,63 +24,58 @@ async function readBody(req: IncomingMessage): Promise<Uint8Array | 'too_large'>
   return Buffer.concat(chunks)
 }
 
-function toHeaders(req: IncomingMessage): Headers {
-  const headers = new Headers()
-  const raw = req.rawHeaders
-  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i], raw[i + 1])
-  return headers
-}
-
-async function send(res: ServerResponse, response: Response): Promise<void> {
-  const headers: Record<string, string | string[]> = {}
-  response.headers.forEach((value, key) => {
-    headers[key] = value
-  })
-  const body = response.body ? Buffer.from(await response.arrayBuffer()) : null
-  if (body) headers['content-length'] = String(body.length)
-  res.writeHead(response.status, headers)
-  res.end(body)
-}
-
 /**
- * The URL to route by, from the request target alone. The Host header takes no part: joined in
- * front of the path, `Host: x/admin/users#` would route a request for /healthz to /admin/users.
- * An absolute-form target (`GET http://host/path`) counts by its path and query.
+ * The path and query to route by, from the request target alone. The Host header takes no part:
+ * joined in front of the path, `Host: x/admin/users#` would route a request for /healthz to
+ * /admin/users. An absolute-form target (`GET http://host/path`) counts by its path and query.
  */
-function requestUrl(target: string): string {
-  if (target.startsWith('/')) return `http://localhost${target}`
-  if (!URL.canParse(target)) return 'http://localhost/'
+function routingTarget(target: string): string {
+  if (target.startsWith('/')) return target
+  if (!URL.canParse(target)) return '/'
   const { pathname, search } = new URL(target)
-  return `http://localhost${pathname}${search}`
+  return `${pathname}${search}`
 }
 
-function plain(res: ServerResponse, status: number, detail: string): void {
-  const body = JSON.stringify({ detail })
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+function toHttpRequest(req: IncomingMessage, body: Uint8Array | null): HttpRequest {
+  return {
+    method: req.method ?? 'GET',
+    target: routingTarget(req.url ?? '/'),
+    header(name) {
+      const value = req.headers[name]
+      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value
+    },
+    *headerPairs() {
+      const raw = req.rawHeaders
+      for (let i = 0; i < raw.length; i += 2) yield [raw[i], raw[i + 1]]
+    },
+    body: body && body.length > 0 ? body : null,
+    remoteAddress: req.socket.remoteAddress ?? 'unknown',
+  }
+}
+
+function send(res: ServerResponse, response: HttpResponse): void {
+  const body = response.body ?? ''
+  res.writeHead(response.status, {
+    ...response.headers,
+    'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.length,
+  })
   res.end(body)
 }
 
-export function createNodeServer(handler: WebHandler): Server {
+export function createNodeServer(handler: Handler): Server {
   const server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 30_000 }, async (req, res) => {
     try {
-      const method = req.method ?? 'GET'
-      const hasBody = method !== 'GET' && method !== 'HEAD'
+      const hasBody = req.method !== 'GET' && req.method !== 'HEAD'
       const body = hasBody ? await readBody(req) : null
       if (body === 'too_large') {
         res.setHeader('connection', 'close')
         return plain(res, 413, `Request body larger than ${MAX_BODY_BYTES} bytes`)
       }
-      const url = requestUrl(req.url ?? '/')
-      const request = new Request(URL.canParse(url) ? url : 'http://localhost/', {
-        method,
-        headers: toHeaders(req),
-        body: body && body.length > 0 ? (body as Uint8Array<ArrayBuffer>) : null,
-      })
-      const response = await handler(request, { remoteAddress: req.socket.remoteAddress ?? 'unknown' })
+      const response = await handler(toHttpRequest(req, body))
       // Shutting down (server.close() was called): the client must not reuse this connection, and
       // the server must not wait for it to go idle before it can exit.
       if (!server.listening) res.setHeader('connection', 'close')
-      await send(res, response)
+      send(res, response)
     } catch (error) {
       // The client went away in the middle of its body: there is no one to answer.
       if ((error as NodeJS.ErrnoException).code === 'ECONNRESET') return void res.destroy()
@@ -89,6 +86,12 @@ export function createNodeServer(handler: WebHandler): Server {
   })
   server.on('clientError', answerClientError)
   return server
+}
+
+function plain(res: ServerResponse, status: number, detail: string): void {
+  const body = JSON.stringify({ detail })
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+  res.end(body)
 }
 
 /**

@@ -9,11 +9,21 @@ import type { OpenApiMeta } from 'trpc-to-openapi'
 import { DomainError } from '../../domain/errors.ts'
 import type { Logger } from '../logger.ts'
 import { httpStatusOf, RateLimited, transport } from './errors.ts'
+import { type HttpRequest, type HttpResponse, jsonResponse } from './http.ts'
 import { type AppRouter, appRouter } from './router.ts'
-import { type Context, createCallerFactory } from './trpc.ts'
+import type { Context } from './trpc.ts'
 
 type Source = 'body' | 'query' | 'path'
 type Issue = { loc: (string | number)[]; msg: string; type: string }
+
+type ProcedureCall = (options: {
+  ctx: Context
+  path: string
+  type: 'query' | 'mutation'
+  getRawInput: () => Promise<unknown>
+  signal: undefined
+  batchIndex: number
+}) => Promise<unknown>
 
 export type Route = {
   method: string
@@ -21,6 +31,8 @@ export type Route = {
   pattern: RegExp
   params: string[]
   procedure: string
+  type: 'query' | 'mutation'
+  call: ProcedureCall
 }
 
 class RequestShapeError extends Error {
@@ -34,7 +46,10 @@ class RequestShapeError extends Error {
 function collectRoutes(router: AppRouter): Route[] {
   const routes: Route[] = []
   for (const [procedure, value] of Object.entries(router._def.procedures)) {
-    const meta = (value as unknown as { _def: { meta?: OpenApiMeta } })._def.meta
+    const call = value as unknown as ProcedureCall & {
+      _def: { meta?: OpenApiMeta; type: 'query' | 'mutation' }
+    }
+    const meta = call._def.meta
     if (!meta?.openapi) continue
     const params: string[] = []
     const source = meta.openapi.path
@@ -49,22 +64,20 @@ function collectRoutes(router: AppRouter): Route[] {
       pattern: new RegExp(`^${source}$`),
       params,
       procedure,
+      type: call._def.type,
+      call,
     })
   }
   return routes
 }
 
-export const json = (body: unknown, status = 200, headers?: HeadersInit): Response => {
-  const response = new Response(JSON.stringify(body), { status, headers })
-  response.headers.set('content-type', 'application/json')
-  return response
-}
+const json = jsonResponse
+const validationError = (issues: Issue[]): HttpResponse => json({ detail: issues }, 422)
+const decoder = new TextDecoder()
 
-const validationError = (issues: Issue[]): Response => json({ detail: issues }, 422)
-
-async function readBody(request: Request): Promise<Record<string, unknown> | undefined> {
-  const text = await request.text()
-  const type = (request.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase()
+function readBody(request: HttpRequest): Record<string, unknown> | undefined {
+  const text = request.body ? decoder.decode(request.body) : ''
+  const type = (request.header('content-type') ?? '').split(';')[0].trim().toLowerCase()
   if (type === 'application/x-www-form-urlencoded') {
     return Object.fromEntries(new URLSearchParams(text))
   }
@@ -129,13 +142,12 @@ function toIssues(
 
 export function createRestHandler(log: Logger) {
   const routes = collectRoutes(appRouter)
-  const createCaller = createCallerFactory(appRouter)
 
   function errorResponse(
     error: unknown,
     input: Record<string, unknown> | undefined,
     sources: Map<string, Source>,
-  ): Response {
+  ): HttpResponse {
     if (error instanceof RequestShapeError) return validationError(error.issues)
     if (!(error instanceof TRPCError)) {
       log.error('unexpected error', { error: (error as Error)?.message })
@@ -148,9 +160,9 @@ export function createRestHandler(log: Logger) {
         return validationError([{ loc: ['body', field], msg: cause.message, type: 'value_error' }])
       }
       const status = transport[cause.code].http
-      const headers = new Headers()
-      if (status === 401) headers.set('www-authenticate', 'Bearer')
-      if (cause.retryAfterSeconds !== undefined) headers.set('retry-after', String(cause.retryAfterSeconds))
+      const headers: Record<string, string> = {}
+      if (status === 401) headers['www-authenticate'] = 'Bearer'
+      if (cause.retryAfterSeconds !== undefined) headers['retry-after'] = String(cause.retryAfterSeconds)
       return json({ detail: cause.message }, status, headers)
     }
     if (cause instanceof RateLimited) {
@@ -189,25 +201,25 @@ export function createRestHandler(log: Logger) {
     },
 
     async handle(
-      request: Request,
-      url: URL,
+      request: HttpRequest,
+      query: string,
       route: Route,
       params: string[],
       ctx: Context,
-    ): Promise<Response> {
+      responseHeaders: Map<string, string>,
+    ): Promise<HttpResponse> {
       const sources = new Map<string, Source>()
       let input: Record<string, unknown> | undefined
       try {
         const fromQuery: Record<string, unknown> = {}
-        for (const [key, value] of url.searchParams) {
-          fromQuery[key] = value
-          sources.set(key, 'query')
+        if (query) {
+          for (const [key, value] of new URLSearchParams(query)) {
+            fromQuery[key] = value
+            sources.set(key, 'query')
+          }
         }
-        const body = route.method === 'GET' || route.method === 'DELETE' ? undefined : await readBody(request)
-        input =
-          body || Object.keys(fromQuery).length > 0 || params.length > 0
-            ? { ...fromQuery, ...body }
-            : undefined
+        const body = route.method === 'GET' || route.method === 'DELETE' ? undefined : readBody(request)
+        input = body || query || params.length > 0 ? { ...fromQuery, ...body } : undefined
         if (body) for (const key of Object.keys(body)) sources.set(key, 'body')
         route.params.forEach((name, i) => {
           let value: string
@@ -221,13 +233,17 @@ export function createRestHandler(log: Logger) {
           input = { ...input, [name]: value }
           sources.set(name, 'path')
         })
-        const caller = createCaller(ctx) as unknown as Record<
-          string,
-          Record<string, (input: unknown) => Promise<unknown>>
-        >
-        const [area, name] = route.procedure.split('.')
-        const result = await caller[area][name](input)
-        return json(result, 200, ctx.responseHeaders)
+        // The procedure itself, as createCaller would call it, without building a caller proxy per request.
+        const given = input
+        const result = await route.call({
+          ctx,
+          path: route.procedure,
+          type: route.type,
+          getRawInput: async () => given,
+          signal: undefined,
+          batchIndex: 0,
+        })
+        return json(result, 200, Object.fromEntries(responseHeaders))
       } catch (error) {
         return errorResponse(error, input, sources)
       }

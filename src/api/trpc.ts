@@ -14,9 +14,12 @@ export type Context = {
   client: { ip_address: string | null; user_agent: string | null }
   /** The bearer token, if any; checked only by procedures that need a caller. */
   bearer: string | null
-  headers: Headers
-  responseHeaders: Headers
+  header: (name: string) => string | null
+  responseHeaders: ResponseHeaders
 }
+
+/** Headers a procedure adds to its answer (tRPC's `Headers` over /trpc, a Map over REST). */
+export type ResponseHeaders = { set(name: string, value: string): unknown }
 
 const t = initTRPC
   .context<Context>()

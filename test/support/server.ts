@@ -24,7 +24,7 @@ export async function startServer(
   const config = loadConfig({ RATE_LIMIT_PER_MINUTE: '0', ...env, DATA_DIR: dataDir, PORT: '0' })
   const runtime = await openRuntime(config)
   const app = await createApp(runtime)
-  const server = createNodeServer(app.handle)
+  const server = createNodeServer(app.serve)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   let stopped = false

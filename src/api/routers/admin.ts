@@ -57,7 +57,7 @@ export const adminRouter = router({
       const user =
         principal?.role === 'admin'
           ? await create()
-          : await runtime.administration.bootstrap(ctx.headers.get('x-bootstrap-token'), create)
+          : await runtime.administration.bootstrap(ctx.header('x-bootstrap-token'), create)
       if (!user) {
         if (principal) throw new TRPCError({ code: 'FORBIDDEN', message: 'Not enough privileges' })
         throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Not authenticated' })
