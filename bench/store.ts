@@ -1,14 +1,18 @@
 /**
- * Event store benchmark on the embedded SQLite adapter:
- *   1. durable appends per second, one event per transaction (raw `store.append` at
- *      synchronous=NORMAL and FULL, and through the command handler),
- *   2. replay speed: `runner.rebuild()` over a generated history of `--events` events, next to a
- *      raw `readAll` scan and a scan + decode.
- * Usage: npx node bench/store.ts [--events 1000000] [--appends 20000] [--full-appends 20000]
+ * Event store benchmark on the embedded SQLite adapter, all in one run:
+ *   1. durable appends per second, one event per transaction as commands do: raw `store.append` of a
+ *      small event to a new stream each time, at synchronous=NORMAL (the default) and FULL; then
+ *      `runtime.commands.handle` (load → decide → encode/encrypt → append, projections following live)
+ *      with failed/successful logins on registered accounts,
+ *   2. replay: a generated history of `--events` events (printed mix), then a raw `readAll` scan, a
+ *      scan + decode (decryption), and `runtime.runner.rebuild()` (drop the read models, replay all).
+ * Everything lives in a temporary directory under os.tmpdir(), removed at the end. The CPU column is
+ * this process's CPU time over wall time: well under 100% means other processes held the cores.
+ * Usage: npx node bench/store.ts [--events 1000000] [--appends 20000] [--full-appends 20000] [--accounts 1000]
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
@@ -52,13 +56,47 @@ function random(): number {
 }
 const between = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1))
 const chance = (p: number): boolean => random() < p
-const hex = (bytes: number): string => randomBytes(bytes).toString('hex')
+// Random hex from a pool: token hashes and keys need only look random, and randomBytes per call is slow.
+let pool = randomBytes(1 << 16)
+let poolAt = 0
+function hex(bytes: number): string {
+  if (poolAt + bytes > pool.length) {
+    pool = randomBytes(1 << 16)
+    poolAt = 0
+  }
+  poolAt += bytes
+  return pool.toString('hex', poolAt - bytes, poolAt)
+}
+const PENDING_METADATA: NewEvent['metadata'] = {
+  event_id: '',
+  schema_version: 1,
+  occurred_at: '',
+  actor_id: null,
+  correlation_id: null,
+  causation_id: null,
+}
 
-type Row = { name: string; count: number; ms: number; note: string }
+type Elapsed = { ms: number; cpuMs: number }
+/** Starts a stopwatch for wall time and this process's CPU time (all threads). */
+function stopwatch(): () => Elapsed {
+  const wall = performance.now()
+  const cpu = process.cpuUsage()
+  return () => {
+    const used = process.cpuUsage(cpu)
+    return { ms: performance.now() - wall, cpuMs: (used.user + used.system) / 1000 }
+  }
+}
+
+type Row = { name: string; count: number; note: string } & Elapsed
 const rows: Row[] = []
-function record(name: string, count: number, ms: number, note: string): void {
-  rows.push({ name, count, ms, note })
-  log(`  ${name}: ${fmt(count)} events in ${seconds(ms)} s = ${fmt((count / ms) * 1000)}/s`)
+const perSecond = (r: Row): number => (r.count / r.ms) * 1000
+const cpuShare = (r: Row): string => `${Math.round((r.cpuMs / r.ms) * 100)}%`
+function record(name: string, count: number, elapsed: Elapsed, note: string): void {
+  const row = { name, count, note, ...elapsed }
+  rows.push(row)
+  log(
+    `  ${name}: ${fmt(count)} events in ${seconds(row.ms)} s = ${fmt(perSecond(row))}/s, CPU ${cpuShare(row)}`,
+  )
 }
 
 let clock = Date.parse('2024-01-01T00:00:00.000Z')
@@ -81,13 +119,12 @@ const runtimeAt = (dir: string, env: Record<string, string> = {}): Promise<Runti
 // 1a. Raw appends: one small event per transaction, each to a new stream.
 
 async function rawAppends(synchronous: 'NORMAL' | 'FULL', count: number): Promise<void> {
-  const dir = join(root, `append-${synchronous.toLowerCase()}`)
-  const config = loadConfig({ DATA_DIR: dir, SQLITE_SYNCHRONOUS: synchronous })
+  const config = loadConfig({ DATA_DIR: root, SQLITE_SYNCHRONOUS: synchronous })
   const store: EventStore = openSqliteEventStore(join(root, `append-${synchronous}.db`), {
     synchronous: config.sqliteSynchronous,
   })
   try {
-    const started = performance.now()
+    const elapsed = stopwatch()
     for (let i = 0; i < count; i++) {
       await store.append(
         `bench-${i}`,
@@ -98,8 +135,8 @@ async function rawAppends(synchronous: 'NORMAL' | 'FULL', count: number): Promis
     record(
       `append, raw store, synchronous=${synchronous}`,
       count,
-      performance.now() - started,
-      '1 event/tx, new stream each',
+      elapsed(),
+      '1 small event per tx, a new stream each',
     )
   } finally {
     await store.close()
@@ -120,7 +157,7 @@ async function commandAppends(count: number): Promise<void> {
       )
     }
     let last: bigint | null = null
-    const started = performance.now()
+    const elapsed = stopwatch()
     for (let i = 0; i < count; i++) {
       const id = (i % ACCOUNTS) + 1
       // Alternate per account: a failed login (encrypted ip/user agent), then the successful one
@@ -144,8 +181,8 @@ async function commandAppends(count: number): Promise<void> {
     record(
       'append, command handler, synchronous=NORMAL',
       count,
-      performance.now() - started,
-      `1 event/tx on ${fmt(ACCOUNTS)} accounts, projections live`,
+      elapsed(),
+      `1 event per command on ${fmt(ACCOUNTS)} accounts, read models following live`,
     )
   } finally {
     await runtime.close()
@@ -165,7 +202,7 @@ const USER_AGENTS = [
 const userAgent = (): string => USER_AGENTS[between(0, USER_AGENTS.length - 1)]
 const ip = (): string => `${between(1, 223)}.${between(0, 255)}.${between(0, 255)}.${between(1, 254)}`
 const passwordHash = (): string =>
-  `$argon2id$v=19$m=19456,t=2,p=1$${randomBytes(16).toString('base64url')}$${randomBytes(32).toString('base64url')}`
+  `$argon2id$v=19$m=19456,t=2,p=1$${Buffer.from(hex(16), 'hex').toString('base64url')}$${Buffer.from(hex(32), 'hex').toString('base64url')}`
 
 function registration(id: number) {
   return {
@@ -184,47 +221,68 @@ function registration(id: number) {
 /** One append: some events to one stream, in one transaction. */
 type Step = { stream: string; events: NewEvent[] }
 
-/** A user's life in chronological steps. */
-function userHistory(runtime: Runtime, userId: number, nextSession: () => number) {
+/** A user's life in chronological steps (event ids and times are set when appended). */
+function userHistory(runtime: Runtime, userId: number, nextSession: () => number): Step[] {
   const steps: Step[] = []
   let accountRevision = -1
-  const event = (type: string, data: Record<string, unknown>): NewEvent => {
-    return { type, data: runtime.codec.encode(userId, type, data), metadata: metadata(userId) }
-  }
+  const event = (type: string, data: Record<string, unknown>): NewEvent => ({
+    type,
+    data: runtime.codec.encode(userId, type, data),
+    metadata: PENDING_METADATA,
+  })
   const account = (...events: NewEvent[]): void => {
     accountRevision += events.length
     steps.push({ stream: accountStream(userId), events })
   }
+  const failedLogins = (n: number): NewEvent[] =>
+    Array.from({ length: n }, () =>
+      event('LoginFailed', { reason: 'password', ip_address: ip(), user_agent: userAgent() }),
+    )
+  const expires = (): string => new Date(clock + 30 * 86_400_000).toISOString()
 
   account(event('AccountRegistered', registration(userId)))
-  const sessions = between(1, 6)
+  if (chance(0.1)) {
+    account(event('TotpEnrollmentStarted', { secret: hex(20) }))
+    account(
+      event('TotpEnabled', { recovery_code_hashes: Array.from({ length: 10 }, () => hex(32)), step: 1 }),
+    )
+  }
+  const sessions = between(1, 8)
   for (let s = 0; s < sessions; s++) {
-    if (chance(0.3)) {
-      const failures = between(1, 3)
-      const events: NewEvent[] = []
-      for (let f = 0; f < failures; f++) {
-        events.push(event('LoginFailed', { reason: 'password', ip_address: ip(), user_agent: userAgent() }))
-      }
-      events.push(event('FailedLoginsCleared', {}))
-      account(...events)
+    if (chance(0.03)) {
+      // Someone guessing: five failures lock the account for a while.
+      account(
+        ...failedLogins(5),
+        event('AccountLocked', { reason: 'too_many_failures', note: null, until: expires() }),
+      )
+    }
+    if (chance(0.25)) account(...failedLogins(between(1, 3)), event('FailedLoginsCleared', {}))
+    if (chance(0.02)) account(event('FullNameChanged', { full_name: `Renamed Person ${userId}.${s}` }))
+    if (chance(0.02)) {
+      account(
+        event('EmailChanged', {
+          email: `user${userId}.${s}@example.org`,
+          email_key: hex(32),
+          previous_email_key: hex(32),
+        }),
+      )
     }
     const sessionId = nextSession()
     const stream = sessionStream(sessionId)
-    const expires = (): string => new Date(clock + 30 * 86_400_000).toISOString()
     let chunk: NewEvent[] = [
       event('SessionStarted', {
         session_id: sessionId,
         user_id: userId,
         account_revision: accountRevision,
-        amr: chance(0.15) ? ['pwd', 'otp'] : ['pwd'],
+        amr: chance(0.1) ? ['pwd', 'otp'] : ['pwd'],
         refresh_token_hash: hex(32),
         expires_at: expires(),
         ip_address: ip(),
         user_agent: userAgent(),
       }),
     ]
-    // Refreshes every ~15 minutes while the client is in use; heavy-tailed.
-    const refreshes = chance(0.1) ? between(100, 300) : between(3, 50)
+    // A refresh every ~15 minutes while the client is in use; heavy-tailed.
+    const refreshes = chance(0.08) ? between(80, 250) : between(2, 40)
     for (let r = 0; r < refreshes; r++) {
       chunk.push(
         event('SessionRefreshed', { user_id: userId, refresh_token_hash: hex(32), expires_at: expires() }),
@@ -234,16 +292,34 @@ function userHistory(runtime: Runtime, userId: number, nextSession: () => number
         chunk = []
       }
     }
-    if (chance(0.25)) chunk.push(event('SessionRevoked', { user_id: userId, reason: 'user' }))
+    if (chance(0.2)) chunk.push(event('SessionRevoked', { user_id: userId, reason: 'user' }))
     if (chunk.length > 0) steps.push({ stream, events: chunk })
   }
-  if (chance(0.15)) {
+  if (chance(0.12)) {
     account(
       event('PasswordChanged', { password_hash: passwordHash(), reason: 'user' }),
       event('SessionsRevoked', { reason: 'password_changed', except_session_id: null }),
     )
   }
+  if (chance(0.01)) {
+    account(
+      event('RoleChanged', { role: 'vendor', previous_role: 'user' }),
+      event('SessionsRevoked', { reason: 'role_changed', except_session_id: null }),
+    )
+  }
   return steps
+}
+
+/**
+ * Event ids for the generated history are time-ordered (UUIDv7 layout) rather than random v4:
+ * random ids scatter one index page write per event over the whole event_id index, which made
+ * writing the setup history several times slower. Reading and replaying never touch that index.
+ */
+let idCounter = 0
+function orderedUuid(): string {
+  const n = (idCounter++).toString(16).padStart(12, '0')
+  const r = hex(10)
+  return `${n.slice(0, 8)}-${n.slice(8, 12)}-7${r.slice(0, 3)}-${((Number.parseInt(r[3], 16) & 3) | 8).toString(16)}${r.slice(4, 7)}-${r.slice(7, 19)}`
 }
 
 async function generateHistory(runtime: Runtime, target: number): Promise<Map<string, number>> {
@@ -258,10 +334,14 @@ async function generateHistory(runtime: Runtime, target: number): Promise<Map<st
     const queues: Step[][] = []
     for (let g = 0; g < GROUP; g++) queues.push(userHistory(runtime, ++users, () => ++sessions))
     for (let round = 0; queues.some((q) => round < q.length); round++) {
-      for (const queue of queues) {
+      for (const [g, queue] of queues.entries()) {
         const step = queue[round]
         if (!step || written >= target) continue
-        const events = step.events.slice(0, target - written)
+        const actor = users - GROUP + 1 + g
+        const events = step.events.slice(0, target - written).map((e) => ({
+          ...e,
+          metadata: { ...metadata(actor), event_id: orderedUuid() },
+        }))
         await runtime.store.append(step.stream, events, 'any')
         written += events.length
         for (const e of events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1)
@@ -286,7 +366,7 @@ async function replay(target: number): Promise<{ mix: Map<string, number> }> {
     const mix = await generateHistory(runtime, target)
 
     log('raw readAll scan …')
-    let started = performance.now()
+    let elapsed = stopwatch()
     let scanned = 0
     for (let from = 0n; ; ) {
       const batch = await runtime.store.readAll({ fromPosition: from, limit: 2000 })
@@ -294,15 +374,10 @@ async function replay(target: number): Promise<{ mix: Map<string, number> }> {
       scanned += batch.length
       from = batch[batch.length - 1].position
     }
-    record(
-      'readAll scan (no projection)',
-      scanned,
-      performance.now() - started,
-      'read + JSON.parse, 2,000/batch',
-    )
+    record('replay: readAll scan only', scanned, elapsed(), 'store.readAll, 2,000 per call')
 
     log('readAll + decode …')
-    started = performance.now()
+    elapsed = stopwatch()
     let decoded = 0
     for (let from = 0n; ; ) {
       const batch = await runtime.store.readAll({ fromPosition: from, limit: 2000 })
@@ -311,12 +386,12 @@ async function replay(target: number): Promise<{ mix: Map<string, number> }> {
       decoded += batch.length
       from = batch[batch.length - 1].position
     }
-    record('readAll + decode (decrypt)', decoded, performance.now() - started, 'no projection')
+    record('replay: readAll + decode', decoded, elapsed(), 'codec.decode: decrypts personal fields')
 
     log('rebuild …')
-    started = performance.now()
+    elapsed = stopwatch()
     const applied = await runtime.runner.rebuild()
-    record('rebuild (decode + all projections)', applied, performance.now() - started, 'runner.rebuild()')
+    record('replay: runner.rebuild()', applied, elapsed(), 'drop read models, decode + all projections')
 
     const count = (table: string): number =>
       (runtime.readStore.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
@@ -334,6 +409,7 @@ async function replay(target: number): Promise<{ mix: Map<string, number> }> {
 
 async function main(): Promise<void> {
   const started = performance.now()
+  const loadBefore = loadavg()
   log(`bench/store.ts in ${root}`)
   log(`raw appends (${fmt(APPENDS)} NORMAL, ${fmt(FULL_APPENDS)} FULL) …`)
   await rawAppends('NORMAL', APPENDS)
@@ -349,25 +425,34 @@ async function main(): Promise<void> {
   for (const [type, n] of [...mix].sort((a, b) => b[1] - a[1])) {
     console.log(`| ${type} | ${fmt(n)} | ${((n / total) * 100).toFixed(1)}% |`)
   }
-  console.log(`\nEmbedded SQLite store (Node ${process.version}):\n`)
-  console.log('| measurement | events | seconds | events/s | notes |')
-  console.log('|---|---:|---:|---:|---|')
+  const loadAfter = loadavg()
+  const load = (l: number[]): string => l.map((x) => x.toFixed(1)).join(' ')
+  console.log(
+    `\nEmbedded SQLite store, Node ${process.version}, ${cpus().length} CPUs, ` +
+      `load average ${load(loadBefore)} before, ${load(loadAfter)} after:\n`,
+  )
+  console.log('| measurement | events | seconds | events/s | CPU | notes |')
+  console.log('|---|---:|---:|---:|---:|---|')
   for (const r of rows) {
     console.log(
-      `| ${r.name} | ${fmt(r.count)} | ${seconds(r.ms)} | ${fmt((r.count / r.ms) * 1000)} | ${r.note} |`,
+      `| ${r.name} | ${fmt(r.count)} | ${seconds(r.ms)} | ${fmt(perSecond(r))} | ${cpuShare(r)} | ${r.note} |`,
     )
   }
+  console.log(`\nTotal ${seconds(performance.now() - started)} s.`)
   console.log(
     `\n${JSON.stringify({
       bench: 'store',
       node: process.version,
       events: EVENTS,
+      cpus: cpus().length,
+      loadavg: { before: loadBefore, after: loadAfter },
       totalSeconds: Number(seconds(performance.now() - started)),
       results: rows.map((r) => ({
         name: r.name,
         events: r.count,
         seconds: Number(seconds(r.ms)),
-        perSecond: Math.round((r.count / r.ms) * 1000),
+        cpuSeconds: Number(seconds(r.cpuMs)),
+        perSecond: Math.round(perSecond(r)),
       })),
       mix: Object.fromEntries(mix),
     })}`,

@@ -62,14 +62,16 @@ export async function createApp(runtime: Runtime) {
     const forwarded = config.trustProxy ? request.header('x-forwarded-for')?.split(',')[0]?.trim() : undefined
     return {
       runtime,
-      rateLimiter,
-      client: {
-        ip_address: forwarded || request.remoteAddress,
-        user_agent: request.header('user-agent')?.slice(0, 512) ?? null,
+      request: {
+        rateLimiter,
+        client: {
+          ip_address: forwarded || request.remoteAddress,
+          user_agent: request.header('user-agent')?.slice(0, 512) ?? null,
+        },
+        bearer: bearer || null,
+        header: request.header,
+        responseHeaders,
       },
-      bearer: bearer || null,
-      header: request.header,
-      responseHeaders,
     }
   }
 

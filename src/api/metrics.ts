@@ -2,7 +2,8 @@
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 export function createMetrics() {
-  const requests = new Map<string, number>()
+  /** route template → status → count; labels are built only when rendering. */
+  const requests = new Map<string, Map<number, number>>()
   const logins = new Map<string, number>()
   const latency = new Map<string, { buckets: number[]; sum: number; count: number }>()
 
@@ -11,8 +12,12 @@ export function createMetrics() {
 
   return {
     observe(route: string, status: number, seconds: number): void {
-      const key = `route="${label(route)}",status="${status}"`
-      requests.set(key, (requests.get(key) ?? 0) + 1)
+      let byStatus = requests.get(route)
+      if (!byStatus) {
+        byStatus = new Map()
+        requests.set(route, byStatus)
+      }
+      byStatus.set(status, (byStatus.get(status) ?? 0) + 1)
       let h = latency.get(route)
       if (!h) {
         h = { buckets: BUCKETS.map(() => 0), sum: 0, count: 0 }
@@ -31,7 +36,11 @@ export function createMetrics() {
       const lines: string[] = []
       lines.push('# HELP http_requests_total HTTP requests by route template and status.')
       lines.push('# TYPE http_requests_total counter')
-      for (const [key, n] of requests) lines.push(`http_requests_total{${key}} ${n}`)
+      for (const [route, byStatus] of requests) {
+        for (const [status, n] of byStatus) {
+          lines.push(`http_requests_total{route="${label(route)}",status="${status}"} ${n}`)
+        }
+      }
       lines.push('# HELP http_request_duration_seconds Request latency by route template.')
       lines.push('# TYPE http_request_duration_seconds histogram')
       for (const [route, h] of latency) {

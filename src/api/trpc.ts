@@ -8,8 +8,13 @@ import type { Runtime } from '../app/runtime.ts'
 import { RateLimited, transport } from './errors.ts'
 import type { RateLimiter } from './rate-limit.ts'
 
-export type Context = {
-  runtime: Runtime
+/**
+ * Two keys only: tRPC copies the context object at every middleware step, and on the token-check
+ * path that copying cost more than the check itself.
+ */
+export type Context = { runtime: Runtime; request: RequestContext }
+
+export type RequestContext = {
   rateLimiter: RateLimiter
   client: { ip_address: string | null; user_agent: string | null }
   /** The bearer token, if any; checked only by procedures that need a caller. */
@@ -37,22 +42,27 @@ export const router = t.router
 export const mergeRouters = t.mergeRouters
 export const createCallerFactory = t.createCallerFactory
 
-const mapDomainErrors = t.middleware(async function mapDomainErrors({ next }) {
-  const result = await next()
-  if (!result.ok && result.error.cause instanceof DomainError) {
-    const cause = result.error.cause
+/** Domain errors become the tRPC code of the transport table (the REST adapter reads the cause). */
+function rethrowDomainError<T extends { ok: boolean; error?: { cause?: unknown } }>(result: T): T {
+  const cause = result.ok ? undefined : result.error?.cause
+  if (cause instanceof DomainError) {
     throw new TRPCError({ code: transport[cause.code].trpc, message: cause.message, cause })
   }
   return result
+}
+
+const mapDomainErrors = t.middleware(async function mapDomainErrors({ next }) {
+  return rethrowDomainError(await next())
 })
 
 export const publicProcedure = t.procedure.use(mapDomainErrors)
 
 /** Public routes that hand out tokens or send mail are limited per client address. */
 export const limitedProcedure = publicProcedure.use(async function rateLimit({ ctx, path, next }) {
-  const wait = ctx.rateLimiter.hit(ctx.client.ip_address ?? 'unknown', path)
+  const { rateLimiter, client, responseHeaders } = ctx.request
+  const wait = rateLimiter.hit(client.ip_address ?? 'unknown', path)
   if (wait > 0) {
-    ctx.responseHeaders.set('retry-after', String(wait))
+    responseHeaders.set('retry-after', String(wait))
     throw new TRPCError({
       code: 'TOO_MANY_REQUESTS',
       message: 'Too many requests',
@@ -65,10 +75,12 @@ export const limitedProcedure = publicProcedure.use(async function rateLimit({ c
 export const notAuthenticated = (): TRPCError =>
   new TRPCError({ code: 'UNAUTHORIZED', message: 'Could not validate credentials' })
 
-export const userProcedure = publicProcedure.use(async function requireUser({ ctx, next }) {
-  const principal: Principal | null = ctx.bearer ? await ctx.runtime.gate.authenticate(ctx.bearer) : null
+/** One middleware on the hot path: authenticate, then map domain errors like publicProcedure. */
+export const userProcedure = t.procedure.use(async function requireUser({ ctx, next }) {
+  const { bearer } = ctx.request
+  const principal: Principal | null = bearer ? await ctx.runtime.gate.authenticate(bearer) : null
   if (!principal) throw notAuthenticated()
-  return next({ ctx: { principal } })
+  return rethrowDomainError(await next({ ctx: { principal } }))
 })
 
 function requireRole(...roles: Role[]) {

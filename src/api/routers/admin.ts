@@ -51,13 +51,13 @@ export const adminRouter = router({
     .output(UserResponse)
     .mutation(async ({ input, ctx }) => {
       const { runtime } = ctx
-      const principal = ctx.bearer ? await runtime.gate.authenticate(ctx.bearer) : null
+      const principal = ctx.request.bearer ? await runtime.gate.authenticate(ctx.request.bearer) : null
       const create = () =>
         runtime.accounts.register({ ...input, role: 'admin' }, { actorId: principal?.userId ?? null })
       const user =
         principal?.role === 'admin'
           ? await create()
-          : await runtime.administration.bootstrap(ctx.header('x-bootstrap-token'), create)
+          : await runtime.administration.bootstrap(ctx.request.header('x-bootstrap-token'), create)
       if (!user) {
         if (principal) throw new TRPCError({ code: 'FORBIDDEN', message: 'Not enough privileges' })
         throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Not authenticated' })
@@ -77,7 +77,7 @@ export const adminRouter = router({
     })
     .input(AdminLogin)
     .output(LoginResult)
-    .mutation(({ input, ctx }) => ctx.runtime.authentication.login(input, ctx.client, ['admin'])),
+    .mutation(({ input, ctx }) => ctx.runtime.authentication.login(input, ctx.request.client, ['admin'])),
 
   users: auditProcedure
     .meta({
@@ -200,7 +200,6 @@ export const adminRouter = router({
         errorResponses: [403],
       },
     })
-    .input(z.object({}).optional())
     .output(
       z.object({
         ok: z.boolean(),
@@ -222,7 +221,6 @@ export const adminRouter = router({
         errorResponses: [403],
       },
     })
-    .input(z.object({}).optional())
     .output(z.object({ checkpoint: z.string() }))
     .query(async ({ ctx }) => ({ checkpoint: await ctx.runtime.audit.checkpoint() })),
 

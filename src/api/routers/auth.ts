@@ -28,7 +28,7 @@ const formLogin = (path: '/auth/login' | '/token', summary: string) =>
     })
     .input(LoginForm)
     .output(LoginResult)
-    .mutation(({ input, ctx }) => ctx.runtime.authentication.login(input, ctx.client))
+    .mutation(({ input, ctx }) => ctx.runtime.authentication.login(input, ctx.request.client))
 
 export const authRouter = router({
   register: limitedProcedure
@@ -67,7 +67,6 @@ export const authRouter = router({
 
   sessions: userProcedure
     .meta({ openapi: { method: 'GET', path: '/auth/sessions', tags: ['sessions'], protect: true } })
-    .input(z.object({}).optional())
     .output(z.array(SessionResponse))
     .query(({ ctx }) =>
       ctx.runtime.queries

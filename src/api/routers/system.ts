@@ -9,13 +9,11 @@ const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).meta
 export const systemRouter = router({
   root: publicProcedure
     .meta({ openapi: { method: 'GET', path: '/', tags: ['system'], summary: 'Service information' } })
-    .input(z.object({}).optional())
     .output(z.object({ message: z.string(), version: z.string(), docs: z.string() }))
     .query(() => ({ message: 'Auth Service', version: VERSION, docs: '/docs' })),
 
   protected: userProcedure
     .meta({ openapi: { method: 'GET', path: '/protected', tags: ['system'], protect: true } })
-    .input(z.object({}).optional())
     .output(z.object({ message: z.string(), user_id: z.number().int(), role: z.string() }))
     .query(({ ctx }) => ({
       message: `Hello, ${ctx.principal.username}`,
@@ -25,13 +23,11 @@ export const systemRouter = router({
 
   jwks: publicProcedure
     .meta({ openapi: { method: 'GET', path: '/.well-known/jwks.json', tags: ['system'] } })
-    .input(z.object({}).optional())
     .output(Jwks)
     .query(({ ctx }) => ctx.runtime.signingKeys.jwks() as { keys: Record<string, unknown>[] }),
 
   healthz: publicProcedure
     .meta({ openapi: { method: 'GET', path: '/healthz', tags: ['system'], summary: 'Liveness' } })
-    .input(z.object({}).optional())
     .output(z.object({ status: z.literal('ok') }))
     .query(() => ({ status: 'ok' as const })),
 
@@ -44,7 +40,6 @@ export const systemRouter = router({
         summary: 'Readiness: store reachable, projections caught up',
       },
     })
-    .input(z.object({}).optional())
     .output(z.object({ status: z.literal('ready'), projection_position: z.string() }))
     .query(({ ctx }) => {
       const { runner } = ctx.runtime

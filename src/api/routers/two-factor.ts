@@ -19,7 +19,6 @@ export const twoFactorRouter = router({
         errorResponses: { 400: '2FA already enabled' },
       },
     })
-    .input(z.object({}).optional())
     .output(TwoFactorSetup)
     .query(({ ctx }) => ctx.runtime.twoFactor.startEnrolment(ctx.principal.userId)),
 
@@ -58,8 +57,8 @@ export const twoFactorRouter = router({
     .input(Enable2FARequest)
     .output(Token)
     .mutation(({ input, ctx }) => {
-      if (!ctx.bearer) throw notAuthenticated()
-      return ctx.runtime.authentication.verifySecondFactor(ctx.bearer, input.code, ctx.client)
+      if (!ctx.request.bearer) throw notAuthenticated()
+      return ctx.runtime.authentication.verifySecondFactor(ctx.request.bearer, input.code, ctx.request.client)
     }),
 
   disable2fa: userProcedure
@@ -72,7 +71,6 @@ export const twoFactorRouter = router({
         errorResponses: { 400: '2FA not enabled', 403: 'Session has not passed 2FA' },
       },
     })
-    .input(z.object({}).optional())
     .output(Message)
     .mutation(async ({ ctx }) => {
       if (!passedSecondFactor(ctx.principal.amr)) throw needsSecondFactor()
@@ -90,7 +88,6 @@ export const twoFactorRouter = router({
         errorResponses: { 403: 'Session has not passed 2FA' },
       },
     })
-    .input(z.object({}).optional())
     .output(Message)
     .query(({ ctx }) => {
       if (!passedSecondFactor(ctx.principal.amr)) throw needsSecondFactor()

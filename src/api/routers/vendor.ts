@@ -31,5 +31,5 @@ export const vendorRouter = router({
     })
     .input(VendorLogin)
     .output(LoginResult)
-    .mutation(({ input, ctx }) => ctx.runtime.authentication.login(input, ctx.client, ['vendor'])),
+    .mutation(({ input, ctx }) => ctx.runtime.authentication.login(input, ctx.request.client, ['vendor'])),
 })
