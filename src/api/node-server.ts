@@ -55,10 +55,11 @@ function toHttpRequest(req: IncomingMessage, body: Uint8Array | null): HttpReque
 
 function send(res: ServerResponse, response: HttpResponse): void {
   const body = response.body ?? ''
-  res.writeHead(response.status, {
-    ...response.headers,
-    'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.length,
-  })
+  // A flat [name, value, …] list is node's cheapest way in: no intermediate header object.
+  const head: string[] = []
+  for (const name in response.headers) head.push(name, response.headers[name])
+  head.push('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length))
+  res.writeHead(response.status, head)
   res.end(body)
 }
 
