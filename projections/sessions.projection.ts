@@ -46,7 +46,11 @@ export const sessionsProjection: Projection = {
           d.user_id as number,
         )
         // Ids only, no personal data: kept after erasure so auditors can still find the history.
-        db.run('INSERT OR IGNORE INTO session_owners (session_id, user_id) VALUES (?, ?)', sessionId, d.user_id as number)
+        db.run(
+          'INSERT OR IGNORE INTO session_owners (session_id, user_id) VALUES (?, ?)',
+          sessionId,
+          d.user_id as number,
+        )
         const coveredByRevocation =
           revoked !== undefined && (d.account_revision as number) < revoked.account_revision
         db.run(
