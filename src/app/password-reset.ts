@@ -60,7 +60,7 @@ export function createPasswordReset(deps: {
      */
     request(email: string): void {
       const user = queries.userByEmail(email)
-      if (!user || user.is_active !== 1) return
+      if (user?.is_active !== 1) return
       issue(user).catch((error: unknown) =>
         deps.log.error('password reset request failed', {
           user_id: user.id,

@@ -1,5 +1,4 @@
 import { TRPCError } from '@trpc/server'
-import { z } from 'zod'
 import { Enable2FARequest, Message, RecoveryCodesMessage, Token, TwoFactorSetup } from '../schemas.ts'
 import { limitedProcedure, notAuthenticated, router, userProcedure } from '../trpc.ts'
 
