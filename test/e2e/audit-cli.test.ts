@@ -9,10 +9,10 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { eventHash } from '../../src/eventstore/hash-chain.ts'
 import { openSqliteEventStore } from '../../src/eventstore/sqlite-event-store.ts'
 import { type Api, api, login, type NewUser, newUser, register } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
+import { rewriteStoredEvent } from '../support/tamper.ts'
 
 const BOOTSTRAP = 'audit-cli-e2e-bootstrap-token'
 // Each CLI run is a fresh Node process (about half a second, more on a busy machine).
@@ -27,14 +27,6 @@ type AuditEvent = {
   actor_id: number | null
   data: Record<string, unknown>
   hash: string
-}
-type EventRow = {
-  position: number
-  stream_id: string
-  revision: number
-  type: string
-  data: string
-  metadata: string
 }
 
 let server: TestServer
@@ -67,48 +59,8 @@ function expectUsage(result: SpawnSyncReturns<string>): void {
   expect(result.stdout).toBe('')
 }
 
-/** Rewrites the first event of `type` in `stream` by a text replacement, optionally recomputing the chain. */
-function rewriteEvent(stream: string, type: string, from: string, to: string, recompute: boolean): number {
-  const db = new DatabaseSync(join(dataDir, 'events.db'))
-  try {
-    const rows = db
-      .prepare(
-        'SELECT position, stream_id, revision, type, data, metadata FROM events WHERE stream_id = ? ORDER BY revision',
-      )
-      .all(stream) as EventRow[]
-    const target = rows.find((r) => r.type === type)
-    if (!target) throw new Error(`no ${type} in ${stream}`)
-    const rewritten = target.data.replace(from, to)
-    if (rewritten === target.data) throw new Error(`${from} not found in ${stream}@${target.revision}`)
-    const update = db.prepare('UPDATE events SET data = ?, metadata = ? WHERE position = ?')
-    db.exec('BEGIN')
-    let prev: string | null = null
-    for (const row of rows) {
-      if (row.revision < target.revision) continue
-      const dataText = row.revision === target.revision ? rewritten : row.data
-      const metadata = JSON.parse(row.metadata) as Record<string, string | number | null>
-      if (recompute) {
-        if (prev !== null) metadata.prev_hash = prev
-        const { hash: _old, ...rest } = metadata
-        metadata.hash = eventHash({
-          stream_id: row.stream_id,
-          revision: row.revision,
-          type: row.type,
-          data: JSON.parse(dataText),
-          metadata: rest as unknown as Parameters<typeof eventHash>[0]['metadata'],
-        })
-        prev = metadata.hash
-      }
-      update.run(dataText, JSON.stringify(metadata), row.position)
-    }
-    if (recompute && prev !== null)
-      db.prepare('UPDATE streams SET head_hash = ? WHERE stream_id = ?').run(prev, stream)
-    db.exec('COMMIT')
-    return target.revision
-  } finally {
-    db.close()
-  }
-}
+const rewriteEvent = (stream: string, type: string, from: string, to: string, recompute: boolean): number =>
+  rewriteStoredEvent(dataDir, stream, type, from, to, recompute)
 
 function eventCount(): number {
   const db = new DatabaseSync(join(dataDir, 'events.db'), { readOnly: true })

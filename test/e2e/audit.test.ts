@@ -8,7 +8,6 @@ import { DatabaseSync } from 'node:sqlite'
 import { compactVerify, decodeProtectedHeader, generateKeyPair, importJWK, type JWK } from 'jose'
 import { Secret, TOTP } from 'otpauth'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { eventHash } from '../../src/eventstore/hash-chain.ts'
 import {
   type Api,
   api,
@@ -20,6 +19,7 @@ import {
   type Tokens,
 } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
+import { rewriteStoredEvent } from '../support/tamper.ts'
 
 const BOOTSTRAP = 'audit-e2e-bootstrap-token'
 const AUDIT_EVENT_KEYS = ['actor_id', 'data', 'hash', 'occurred_at', 'revision', 'stream', 'type']
@@ -32,69 +32,6 @@ type AuditEvent = {
   actor_id: number | null
   data: Record<string, unknown>
   hash: string
-}
-type EventRow = {
-  position: number
-  stream_id: string
-  revision: number
-  type: string
-  data: string
-  metadata: string
-}
-
-/**
- * Rewrites the first event of `type` in `stream` (directly in events.db, server stopped), by a
- * text replacement in its stored data. With `recompute`, also recomputes the hash of that event
- * and of every later event in the stream (keeping the prev_hash links) and the stream's head,
- * as someone with write access who knows the hash scheme would.
- */
-function rewriteEvent(
-  dataDir: string,
-  stream: string,
-  type: string,
-  from: string,
-  to: string,
-  recompute: boolean,
-): number {
-  const db = new DatabaseSync(join(dataDir, 'events.db'))
-  try {
-    const rows = db
-      .prepare(
-        'SELECT position, stream_id, revision, type, data, metadata FROM events WHERE stream_id = ? ORDER BY revision',
-      )
-      .all(stream) as EventRow[]
-    const target = rows.find((r) => r.type === type)
-    if (!target) throw new Error(`no ${type} in ${stream}`)
-    const rewritten = target.data.replace(from, to)
-    if (rewritten === target.data) throw new Error(`${from} not found in ${stream}@${target.revision}`)
-    const update = db.prepare('UPDATE events SET data = ?, metadata = ? WHERE position = ?')
-    db.exec('BEGIN')
-    let prev: string | null = null
-    for (const row of rows) {
-      if (row.revision < target.revision) continue
-      const dataText = row.revision === target.revision ? rewritten : row.data
-      const metadata = JSON.parse(row.metadata) as Record<string, string | number | null>
-      if (recompute) {
-        if (prev !== null) metadata.prev_hash = prev
-        const { hash: _old, ...rest } = metadata
-        metadata.hash = eventHash({
-          stream_id: row.stream_id,
-          revision: row.revision,
-          type: row.type,
-          data: JSON.parse(dataText),
-          metadata: rest as unknown as Parameters<typeof eventHash>[0]['metadata'],
-        })
-        prev = metadata.hash
-      }
-      update.run(dataText, JSON.stringify(metadata), row.position)
-    }
-    if (recompute && prev !== null)
-      db.prepare('UPDATE streams SET head_hash = ? WHERE stream_id = ?').run(prev, stream)
-    db.exec('COMMIT')
-    return target.revision
-  } finally {
-    db.close()
-  }
 }
 
 async function bootstrap(request: Api): Promise<{ id: number; token: string; user: NewUser }> {
@@ -436,7 +373,14 @@ describe('GET /admin/audit/verify, /admin/audit/checkpoint, POST /admin/audit/ve
       `user-${victimId}`
     ]
     await server.stop()
-    rewriteEvent(dataDir, `user-${victimId}`, 'AccountRegistered', '"role":"user"', '"role":"admin"', true)
+    rewriteStoredEvent(
+      dataDir,
+      `user-${victimId}`,
+      'AccountRegistered',
+      '"role":"user"',
+      '"role":"admin"',
+      true,
+    )
     await restart()
 
     const history = (await request('GET', `/admin/users/${victimId}/history`, { token: admin.token })).body
@@ -499,7 +443,7 @@ describe('GET /admin/audit/verify, /admin/audit/checkpoint, POST /admin/audit/ve
   it('a rewrite without recomputed hashes is caught by the chain check, naming stream and revision', async () => {
     const before = await checkpoint()
     await server.stop()
-    const revision = rewriteEvent(
+    const revision = rewriteStoredEvent(
       dataDir,
       `user-${bystanderId}`,
       'AccountRegistered',

@@ -5,6 +5,7 @@ import { createApp } from '../../src/api/app.ts'
 import { createNodeServer } from '../../src/api/node-server.ts'
 import { openRuntime, type Runtime } from '../../src/app/runtime.ts'
 import { loadConfig } from '../../src/config.ts'
+import type { Logger } from '../../src/logger.ts'
 import { tempDataDir } from './runtime.ts'
 
 export type TestServer = {
@@ -20,9 +21,10 @@ export type TestServer = {
 export async function startServer(
   env: Record<string, string> = {},
   dataDir = tempDataDir(),
+  options: { now?: () => Date; log?: Logger } = {},
 ): Promise<TestServer> {
   const config = loadConfig({ RATE_LIMIT_PER_MINUTE: '0', ...env, DATA_DIR: dataDir, PORT: '0' })
-  const runtime = await openRuntime(config)
+  const runtime = await openRuntime(config, options)
   const app = await createApp(runtime)
   const server = createNodeServer(app.serve)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
