@@ -21,6 +21,8 @@ export type Config = {
   masterKey: string | null
   signingKeyPem: string | null
   publicUrl: string
+  /** Minutes between signed checkpoints written to DATA_DIR/checkpoints; 0 turns them off. */
+  checkpointIntervalMinutes: number
 }
 
 export class ConfigError extends Error {
@@ -78,5 +80,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     masterKey: env.MASTER_KEY || null,
     signingKeyPem: env.JWT_PRIVATE_KEY_PEM || null,
     publicUrl: env.PUBLIC_URL?.trim() || `http://${host}:${port}`,
+    checkpointIntervalMinutes: integer(env, 'CHECKPOINT_INTERVAL_MINUTES', 60, 0),
   }
 }

@@ -1,6 +1,7 @@
 /** Reads the configuration, opens the store and read models, and serves the API. */
 import { createApp } from './api/app.ts'
 import { createNodeServer } from './api/node-server.ts'
+import { startCheckpointWriter } from './app/checkpoint-writer.ts'
 import { openRuntime } from './app/runtime.ts'
 import { loadConfig } from './config.ts'
 import { createLogger } from './logger.ts'
@@ -10,6 +11,13 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel)
   const runtime = await openRuntime(config, { log })
   const app = await createApp(runtime)
+  const checkpoints = startCheckpointWriter({
+    audit: runtime.audit,
+    dataDir: config.dataDir,
+    intervalMinutes: config.checkpointIntervalMinutes,
+    log,
+    now: runtime.now,
+  })
   const server = createNodeServer(app.serve)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -24,6 +32,7 @@ async function main(): Promise<void> {
     if (stopping) return
     stopping = true
     log.info('shutting down', { signal })
+    checkpoints.stop()
     server.close(async () => {
       await app.close()
       await runtime.close()
