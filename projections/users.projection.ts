@@ -5,7 +5,7 @@ const FOREVER = '9999-12-31T23:59:59.999Z'
 
 export const usersProjection: Projection = {
   name: 'users',
-  tables: ['users'],
+  tables: ['users', 'erased_users'],
   schema: `
     CREATE TABLE IF NOT EXISTS users (
       id INTEGER PRIMARY KEY,
@@ -29,6 +29,7 @@ export const usersProjection: Projection = {
     CREATE INDEX IF NOT EXISTS users_username ON users (username_lower);
     CREATE INDEX IF NOT EXISTS users_email ON users (email_lower);
     CREATE INDEX IF NOT EXISTS users_role ON users (role, id);
+    CREATE TABLE IF NOT EXISTS erased_users (user_id INTEGER PRIMARY KEY);
   `,
   handles: new Set([
     'AccountRegistered',
@@ -111,7 +112,9 @@ export const usersProjection: Projection = {
       case 'TotpDisabled':
         return set('is_2fa_enabled = 0')
       case 'AccountDeleted':
-        return db.run('DELETE FROM users WHERE id = ?', id)
+        db.run('DELETE FROM users WHERE id = ?', id)
+        // Committed with the checkpoint: at start-up every erasure listed here has its key destroyed.
+        return db.run('INSERT OR IGNORE INTO erased_users (user_id) VALUES (?)', id)
     }
   },
 }

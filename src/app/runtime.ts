@@ -26,6 +26,7 @@ import { createCommandHandler } from './command-handler.ts'
 import { createEventCodec } from './event-codec.ts'
 import { createMailer } from './mailer.ts'
 import { createPasswordReset } from './password-reset.ts'
+import { dataKeyOwner } from './streams.ts'
 import { createTwoFactor } from './two-factor.ts'
 import { createUniqueClaims } from './unique-claims.ts'
 
@@ -70,10 +71,16 @@ export async function openRuntime(
   // Erasure: the data key goes as soon as the deletion is projected (also on replays and
   // on instances that only follow the store).
   runner.onApplied((event) => {
-    if (event.type === 'AccountDeleted') dataKeys.destroy(event.stream_id)
+    if (event.type === 'AccountDeleted')
+      dataKeys.destroy(dataKeyOwner(Number(event.stream_id.slice('user-'.length))))
   })
   await runner.start()
   const queries = createQueries(readStore.db)
+  // A crash between projecting a deletion and destroying its key must not leave the key behind.
+  for (const userId of queries.erasedUserIds()) {
+    const owner = dataKeyOwner(userId)
+    if (!dataKeys.isErased(owner)) dataKeys.destroy(owner)
+  }
   const commands = createCommandHandler(store, codec, now)
   const claims = createUniqueClaims(store, loadOrCreateSecret(config.dataDir, 'uniqueness'), now)
   const passwords = options.passwords ?? createPasswordHasher()

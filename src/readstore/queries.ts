@@ -54,6 +54,7 @@ export function createQueries(db: DatabaseSync) {
     'SELECT type, occurred_at, ip_address, user_agent, session_id FROM activity WHERE user_id = ? ORDER BY position DESC LIMIT ?',
   )
   const adminCount = db.prepare("SELECT count(*) AS n FROM users WHERE role = 'admin'")
+  const erased = db.prepare('SELECT user_id FROM erased_users ORDER BY user_id')
   const sessionsOf = db.prepare('SELECT session_id FROM session_owners WHERE user_id = ? ORDER BY session_id')
 
   return {
@@ -68,6 +69,7 @@ export function createQueries(db: DatabaseSync) {
     activity: (userId: number, limit: number): ActivityRow[] => activity.all(userId, limit) as ActivityRow[],
     sessionIdsOf: (userId: number): number[] =>
       (sessionsOf.all(userId) as { session_id: number }[]).map((r) => r.session_id),
+    erasedUserIds: (): number[] => (erased.all() as { user_id: number }[]).map((r) => r.user_id),
     hasAdmin: (): boolean => (adminCount.get() as { n: number }).n > 0,
     listUsers(options: { skip: number; limit: number; role?: Role; q?: string }): UserRow[] {
       const where: string[] = []

@@ -1,6 +1,16 @@
 /** Server secrets kept as files in `<dataDir>/keys` (mode 0600), created on first start. */
 import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 
 export function loadOrCreateSecret(dataDir: string, name: string, bytes = 32): Uint8Array {
@@ -15,7 +25,13 @@ export function loadOrCreateSecret(dataDir: string, name: string, bytes = 32): U
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const secret = randomBytes(bytes)
   const temp = `${path}.${process.pid}.tmp`
-  writeFileSync(temp, secret.toString('base64'), { mode: 0o600 })
+  const fd = openSync(temp, 'w', 0o600)
+  try {
+    writeFileSync(fd, secret.toString('base64'))
+    fsyncSync(fd) // on disk before the rename makes it the secret: a power cut must not lose it
+  } finally {
+    closeSync(fd)
+  }
   chmodSync(temp, 0o600)
   renameSync(temp, path)
   return secret
