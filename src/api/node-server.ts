@@ -54,14 +54,18 @@ function toHttpRequest(req: IncomingMessage, body: Uint8Array | null): HttpReque
 }
 
 function send(res: ServerResponse, response: HttpResponse): void {
-  const body = response.body ?? ''
+  // A Buffer body goes out with the head in one writev; a string body took node's slower
+  // string-write path (37% of the server's CPU on GET /protected in a profile).
+  const body = typeof response.body === 'string' ? Buffer.from(response.body) : (response.body ?? EMPTY)
   // A flat [name, value, …] list is node's cheapest way in: no intermediate header object.
   const head: string[] = []
   for (const name in response.headers) head.push(name, response.headers[name])
-  head.push('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length))
+  head.push('content-length', String(body.length))
   res.writeHead(response.status, head)
   res.end(body)
 }
+
+const EMPTY = new Uint8Array(0)
 
 export function createNodeServer(handler: Handler): Server {
   const server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 30_000 }, async (req, res) => {

@@ -21,8 +21,6 @@ type ProcedureCall = (options: {
   path: string
   type: 'query' | 'mutation'
   getRawInput: () => Promise<unknown>
-  signal: undefined
-  batchIndex: number
 }) => Promise<unknown>
 
 export type Route = {
@@ -240,8 +238,6 @@ export function createRestHandler(log: Logger) {
           path: route.procedure,
           type: route.type,
           getRawInput: async () => given,
-          signal: undefined,
-          batchIndex: 0,
         })
         return json(result, 200, Object.fromEntries(responseHeaders))
       } catch (error) {
