@@ -37,7 +37,7 @@ export class DataDirError extends Error {
   }
 }
 
-async function openEventStore(config: Config): Promise<EventStore> {
+export async function openEventStore(config: Config): Promise<EventStore> {
   if (!config.eventStoreUrl) {
     return openSqliteEventStore(join(config.dataDir, 'events.db'), { synchronous: config.sqliteSynchronous })
   }

@@ -15,9 +15,9 @@ import { parseArgs } from 'node:util'
 import { projections } from '../../projections/index.ts'
 import { createAudit } from '../app/audit.ts'
 import { createEventCodec } from '../app/event-codec.ts'
+import { openEventStore } from '../app/runtime.ts'
 import { loadConfig } from '../config.ts'
 import type { EventStore } from '../eventstore/event-store.ts'
-import { openSqliteEventStore } from '../eventstore/sqlite-event-store.ts'
 import { createProjectionRunner } from '../readstore/projection-runner.ts'
 import { ReadStore } from '../readstore/read-store.ts'
 import { createTokenService } from '../security/access-tokens.ts'
@@ -32,12 +32,6 @@ const USAGE = `usage: npm run audit -- <command>
   rebuild                                 drop and replay the read models (stop the service first)`
 
 class UsageError extends Error {}
-
-async function openStore(config: ReturnType<typeof loadConfig>): Promise<EventStore> {
-  if (!config.eventStoreUrl) return openSqliteEventStore(join(config.dataDir, 'events.db'))
-  const { openEsdbEventStore } = await import('../eventstore/esdb-event-store.ts')
-  return openEsdbEventStore(config.eventStoreUrl)
-}
 
 /** Session ids of a user, found in the events themselves (the CLI does not trust read models). */
 async function sessionIdsFromEvents(store: EventStore, userId: number): Promise<number[]> {
@@ -87,7 +81,7 @@ async function run(argv: string[]): Promise<number> {
   const [command, arg] = positionals
   if (!command) throw new UsageError('no command given')
   const config = loadConfig()
-  const store = await openStore(config)
+  const store = await openEventStore(config)
   const dataKeys = openDataKeyStore({ dataDir: config.dataDir, masterKey: config.masterKey ?? undefined })
   const codec = createEventCodec(dataKeys)
   const keys = await loadSigningKeys({
