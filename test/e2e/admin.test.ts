@@ -3,6 +3,7 @@ import {
   type Api,
   api,
   claimsOf,
+  expectUnauthorized,
   login,
   type NewUser,
   newUser,
@@ -15,12 +16,6 @@ import { startServer, type TestServer } from '../support/server.ts'
 
 const BOOTSTRAP = 'admin-e2e-bootstrap-token'
 const TOKEN_KEYS = ['access_token', 'expires_in', 'refresh_token', 'token_type']
-
-function expectUnauthorized(reply: Reply): void {
-  expect(reply.status, JSON.stringify(reply.body)).toBe(401)
-  expect(reply.headers.get('www-authenticate')).toBe('Bearer')
-  expect(reply.body).toEqual({ detail: expect.any(String) })
-}
 
 function expectStatus(reply: Reply, status: number): void {
   expect(reply.status, JSON.stringify(reply.body)).toBe(status)

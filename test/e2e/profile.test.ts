@@ -3,6 +3,7 @@ import {
   type Api,
   api,
   claimsOf,
+  expectUnauthorized,
   login,
   type NewUser,
   newUser,
@@ -27,12 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close()
 })
-
-function expectUnauthorized(reply: { status: number; body: unknown; headers: Headers }) {
-  expect(reply.status).toBe(401)
-  expect(reply.headers.get('www-authenticate')).toBe('Bearer')
-  expect(reply.body).toEqual({ detail: expect.any(String) })
-}
 
 describe('GET /auth/verify-user/{username}', () => {
   let target: NewUser

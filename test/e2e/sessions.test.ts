@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Api, api, claimsOf, ISO_UTC, login, type NewUser, newUser, register } from '../support/e2e.ts'
+import {
+  type Api,
+  api,
+  claimsOf,
+  expectUnauthorized,
+  ISO_UTC,
+  login,
+  type NewUser,
+  newUser,
+  register,
+} from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
@@ -29,12 +39,6 @@ const SESSION_KEYS = [
   'user_agent',
 ]
 const sid = (token: string): number => Number(claimsOf(token).sid)
-
-function expectUnauthorized(reply: { status: number; body: unknown; headers: Headers }) {
-  expect(reply.status).toBe(401)
-  expect(reply.headers.get('www-authenticate')).toBe('Bearer')
-  expect(reply.body).toEqual({ detail: expect.any(String) })
-}
 
 describe('GET /auth/sessions', () => {
   it('lists the caller’s active sessions; is_current only for the caller’s one; records ip and user agent', async () => {

@@ -5,13 +5,18 @@ import {
   type Api,
   api,
   claimsOf,
+  expectUnauthorized,
   login,
   type NewUser,
   newUser,
+  type Reply,
   register,
   type Tokens,
 } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
+
+const expectUnauthorizedCredentials = (reply: Reply): void =>
+  expectUnauthorized(reply, 'Could not validate credentials')
 
 let server: TestServer
 let request: Api
@@ -31,12 +36,6 @@ afterAll(async () => {
 })
 
 const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
-
-function expectUnauthorized(reply: { status: number; body: unknown; headers: Headers }) {
-  expect(reply.status).toBe(401)
-  expect(reply.headers.get('www-authenticate')).toBe('Bearer')
-  expect(reply.body).toEqual({ detail: 'Could not validate credentials' })
-}
 
 describe('GET /', () => {
   it('answers message, version and docs', async () => {
@@ -62,9 +61,11 @@ describe('GET /protected', () => {
   })
 
   it('answers 401 with WWW-Authenticate: Bearer without a token', async () => {
-    expectUnauthorized(await request('GET', '/protected'))
-    expectUnauthorized(await request('GET', '/protected', { headers: { authorization: 'Bearer' } }))
-    expectUnauthorized(
+    expectUnauthorizedCredentials(await request('GET', '/protected'))
+    expectUnauthorizedCredentials(
+      await request('GET', '/protected', { headers: { authorization: 'Bearer' } }),
+    )
+    expectUnauthorizedCredentials(
       await request('GET', '/protected', { headers: { authorization: `Basic ${tokens.access_token}` } }),
     )
   })
@@ -77,7 +78,7 @@ describe('GET /protected', () => {
       tokens.refresh_token,
       'x'.repeat(9000),
     ]) {
-      expectUnauthorized(await request('GET', '/protected', { token }))
+      expectUnauthorizedCredentials(await request('GET', '/protected', { token }))
     }
   })
 
@@ -85,7 +86,7 @@ describe('GET /protected', () => {
     const [header, , signature] = tokens.access_token.split('.')
     const claims = claimsOf(tokens.access_token)
     const forged = `${header}.${b64url({ ...claims, role: 'admin' })}.${signature}`
-    expectUnauthorized(await request('GET', '/protected', { token: forged }))
+    expectUnauthorizedCredentials(await request('GET', '/protected', { token: forged }))
   })
 
   it('answers 401 for an alg:none token with otherwise valid claims', async () => {
@@ -93,7 +94,7 @@ describe('GET /protected', () => {
     const kid = decodeProtectedHeader(tokens.access_token).kid
     for (const alg of ['none', 'None', 'NONE']) {
       const unsigned = `${b64url({ alg, typ: 'at+jwt', kid })}.${b64url(claims)}.`
-      expectUnauthorized(await request('GET', '/protected', { token: unsigned }))
+      expectUnauthorizedCredentials(await request('GET', '/protected', { token: unsigned }))
     }
   })
 
@@ -104,11 +105,11 @@ describe('GET /protected', () => {
     const publicJwk = JSON.stringify(jwks.body.keys[0])
     const hsInput = `${b64url({ alg: 'HS256', typ: 'at+jwt', kid: header.kid })}.${b64url(claims)}`
     const hs = `${hsInput}.${createHmac('sha256', publicJwk).update(hsInput).digest('base64url')}`
-    expectUnauthorized(await request('GET', '/protected', { token: hs }))
+    expectUnauthorizedCredentials(await request('GET', '/protected', { token: hs }))
 
     const [, payload, signature] = tokens.access_token.split('.')
     const unknownKid = `${b64url({ ...header, kid: 'not-a-key' })}.${payload}.${signature}`
-    expectUnauthorized(await request('GET', '/protected', { token: unknownKid }))
+    expectUnauthorizedCredentials(await request('GET', '/protected', { token: unknownKid }))
   })
 })
 
@@ -298,7 +299,7 @@ describe('access token expiry', () => {
     const waitMs = (exp + 5 + 1) * 1000 - Date.now()
     if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs))
 
-    expectUnauthorized(await shortRequest('GET', '/protected', { token: issued.access_token }))
+    expectUnauthorizedCredentials(await shortRequest('GET', '/protected', { token: issued.access_token }))
     const refreshed = await shortRequest('POST', '/auth/token-refresh', {
       json: { refresh_token: issued.refresh_token },
     })

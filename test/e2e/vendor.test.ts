@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Api, api, claimsOf, ISO_UTC, newUser, type Reply, register } from '../support/e2e.ts'
+import {
+  type Api,
+  api,
+  claimsOf,
+  expectUnauthorized,
+  ISO_UTC,
+  newUser,
+  type Reply,
+  register,
+} from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 
 const BOOTSTRAP = 'vendor-e2e-bootstrap-token'
@@ -19,12 +28,6 @@ afterAll(async () => {
 
 function newVendor(tag = 'vendor', company_name = 'Acme Widgets GmbH') {
   return { ...newUser(tag), company_name }
-}
-
-function expectUnauthorized(reply: Reply): void {
-  expect(reply.status, JSON.stringify(reply.body)).toBe(401)
-  expect(reply.headers.get('www-authenticate')).toBe('Bearer')
-  expect(reply.body).toEqual({ detail: expect.any(String) })
 }
 
 const registerVendor = (json: unknown): Promise<Reply> => request('POST', '/vendor/register_vendor', { json })

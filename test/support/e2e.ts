@@ -123,3 +123,10 @@ export const USER_RESPONSE_KEYS = [
   'role',
   'username',
 ]
+
+/** A 401 as API.md has it: `WWW-Authenticate: Bearer` and a `{"detail"}` body (optionally this exact text). */
+export function expectUnauthorized(reply: Reply, detail?: string): void {
+  expect(reply.status, JSON.stringify(reply.body)).toBe(401)
+  expect(reply.headers.get('www-authenticate')).toBe('Bearer')
+  expect(reply.body).toEqual({ detail: detail ?? expect.any(String) })
+}
