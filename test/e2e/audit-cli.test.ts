@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { AuditEvent } from '../../src/app/audit.ts'
 import { openSqliteEventStore } from '../../src/eventstore/sqlite-event-store.ts'
 import { type Api, api, login, type NewUser, newUser, register } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
@@ -18,16 +19,6 @@ const BOOTSTRAP = 'audit-cli-e2e-bootstrap-token'
 // Each CLI run is a fresh Node process (about half a second, more on a busy machine).
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 60_000 })
 const ROOT = resolve(import.meta.dirname, '../..')
-
-type AuditEvent = {
-  stream: string
-  revision: number
-  type: string
-  occurred_at: string
-  actor_id: number | null
-  data: Record<string, unknown>
-  hash: string
-}
 
 let server: TestServer
 let dataDir: string

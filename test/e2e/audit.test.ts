@@ -8,6 +8,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { compactVerify, decodeProtectedHeader, generateKeyPair, importJWK, type JWK } from 'jose'
 import { Secret, TOTP } from 'otpauth'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { AuditEvent } from '../../src/app/audit.ts'
 import {
   type Api,
   api,
@@ -23,16 +24,6 @@ import { rewriteStoredEvent } from '../support/tamper.ts'
 
 const BOOTSTRAP = 'audit-e2e-bootstrap-token'
 const AUDIT_EVENT_KEYS = ['actor_id', 'data', 'hash', 'occurred_at', 'revision', 'stream', 'type']
-
-type AuditEvent = {
-  stream: string
-  revision: number
-  type: string
-  occurred_at: string
-  actor_id: number | null
-  data: Record<string, unknown>
-  hash: string
-}
 
 async function bootstrap(request: Api): Promise<{ id: number; token: string; user: NewUser }> {
   const user = newUser('auditadmin')
