@@ -10,18 +10,12 @@ import { DomainError } from '../../domain/errors.ts'
 import type { Logger } from '../logger.ts'
 import { httpStatusOf, RateLimited, transport } from './errors.ts'
 import { type HttpRequest, type HttpResponse, jsonResponse } from './http.ts'
+import { type RunnableProcedure, runProcedure } from './procedure-runner.ts'
 import { type AppRouter, appRouter } from './router.ts'
 import type { Context } from './trpc.ts'
 
 type Source = 'body' | 'query' | 'path'
 type Issue = { loc: (string | number)[]; msg: string; type: string }
-
-type ProcedureCall = (options: {
-  ctx: Context
-  path: string
-  type: 'query' | 'mutation'
-  getRawInput: () => Promise<unknown>
-}) => Promise<unknown>
 
 export type Route = {
   method: string
@@ -30,7 +24,7 @@ export type Route = {
   params: string[]
   procedure: string
   type: 'query' | 'mutation'
-  call: ProcedureCall
+  runnable: RunnableProcedure
 }
 
 class RequestShapeError extends Error {
@@ -44,10 +38,10 @@ class RequestShapeError extends Error {
 function collectRoutes(router: AppRouter): Route[] {
   const routes: Route[] = []
   for (const [procedure, value] of Object.entries(router._def.procedures)) {
-    const call = value as unknown as ProcedureCall & {
+    const runnable = value as unknown as RunnableProcedure & {
       _def: { meta?: OpenApiMeta; type: 'query' | 'mutation' }
     }
-    const meta = call._def.meta
+    const meta = runnable._def.meta
     if (!meta?.openapi) continue
     const params: string[] = []
     const source = meta.openapi.path
@@ -62,8 +56,8 @@ function collectRoutes(router: AppRouter): Route[] {
       pattern: new RegExp(`^${source}$`),
       params,
       procedure,
-      type: call._def.type,
-      call,
+      type: runnable._def.type,
+      runnable,
     })
   }
   return routes
@@ -182,18 +176,31 @@ export function createRestHandler(log: Logger) {
     )
   }
 
+  // Most paths have no parameters: those are one map lookup; only the rest try their patterns.
+  const staticRoutes = new Map<string, Route[]>()
+  const patternRoutes: Route[] = []
+  for (const route of routes) {
+    if (route.params.length > 0) patternRoutes.push(route)
+    else staticRoutes.set(route.template, [...(staticRoutes.get(route.template) ?? []), route])
+  }
+  const NO_PARAMS: string[] = []
+
   return {
     routes,
     match(
       method: string,
       pathname: string,
     ): { route: Route; params: string[] } | 'method_not_allowed' | null {
-      let pathMatched = false
-      for (const route of routes) {
-        const m = route.pattern.exec(pathname)
+      const fixed = staticRoutes.get(pathname)
+      const route = fixed?.find((r) => r.method === method)
+      if (route) return { route, params: NO_PARAMS }
+      // `/admin/user/role` is a path of its own and also fits `/admin/user/{user_id}`.
+      let pathMatched = fixed !== undefined
+      for (const candidate of patternRoutes) {
+        const m = candidate.pattern.exec(pathname)
         if (!m) continue
         pathMatched = true
-        if (route.method === method) return { route, params: m.slice(1) }
+        if (candidate.method === method) return { route: candidate, params: m.slice(1) }
       }
       return pathMatched ? 'method_not_allowed' : null
     },
@@ -231,9 +238,8 @@ export function createRestHandler(log: Logger) {
           input = { ...input, [name]: value }
           sources.set(name, 'path')
         })
-        // The procedure itself, as createCaller would call it, without building a caller proxy per request.
         const given = input
-        const result = await route.call({
+        const result = await runProcedure(route.runnable, {
           ctx,
           path: route.procedure,
           type: route.type,

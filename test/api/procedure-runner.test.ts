@@ -1,0 +1,120 @@
+/**
+ * The REST adapter runs procedures with its own middleware runner; /trpc runs them with tRPC's.
+ * Both must give the same output, the same error and the same context to every procedure.
+ */
+import { initTRPC, TRPCError } from '@trpc/server'
+import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { type RunnableProcedure, runProcedure } from '../../src/api/procedure-runner.ts'
+
+type Ctx = { user: string | null; seen: string[] }
+const t = initTRPC.context<Ctx>().create()
+
+const authed = t.procedure.use(async ({ ctx, next }) => {
+  if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'who are you' })
+  return next({ ctx: { principal: ctx.user.toUpperCase() } })
+})
+const traced = authed.use(async ({ ctx, path, type, next }) => {
+  ctx.seen.push(`${type} ${path}`)
+  const result = await next()
+  ctx.seen.push(result.ok ? 'ok' : `failed ${result.error.code}`)
+  return result
+})
+
+const router = t.router({
+  greet: traced
+    .input(z.object({ name: z.string().min(2) }))
+    .output(z.object({ text: z.string() }))
+    .query(({ ctx, input }) => ({ text: `${ctx.principal} greets ${input.name}`, extra: 'stripped' })),
+  rename: traced.input(z.object({ name: z.string() })).mutation(({ input }) => {
+    if (input.name === 'taken') throw new TRPCError({ code: 'CONFLICT', message: 'name taken' })
+    if (input.name === 'crash') throw new Error('disk on fire')
+    return { renamed: input.name }
+  }),
+  leaky: authed.output(z.object({ id: z.number() })).query(() => ({ id: 'not a number' }) as never),
+  swapInput: t.procedure
+    .use(({ next }) => next({ getRawInput: async () => ({ name: 'swapped' }) }))
+    .input(z.object({ name: z.string() }))
+    .query(({ input }) => input.name),
+})
+
+type Outcome = { ok: true; data: unknown; seen: string[] } | { ok: false; error: object; seen: string[] }
+
+async function settle(run: (ctx: Ctx) => Promise<unknown>, user: string | null): Promise<Outcome> {
+  const ctx: Ctx = { user, seen: [] }
+  try {
+    return { ok: true, data: await run(ctx), seen: ctx.seen }
+  } catch (error) {
+    const e = error as TRPCError
+    return {
+      ok: false,
+      error: { type: e.constructor.name, code: e.code, message: e.message, cause: e.cause?.message },
+      seen: ctx.seen,
+    }
+  }
+}
+
+const procedures = router._def.procedures as unknown as Record<
+  string,
+  RunnableProcedure & { _def: { type: 'query' | 'mutation' } }
+>
+
+async function both(path: keyof typeof procedures & string, input: unknown, user: string | null) {
+  const viaTrpc = await settle(
+    (ctx) =>
+      (t.createCallerFactory(router)(ctx) as unknown as Record<string, (i: unknown) => Promise<unknown>>)[
+        path
+      ](input),
+    user,
+  )
+  const procedure = procedures[path]
+  const viaRunner = await settle(
+    (ctx) =>
+      runProcedure(procedure, { ctx, path, type: procedure._def.type, getRawInput: async () => input }),
+    user,
+  )
+  return { viaTrpc, viaRunner }
+}
+
+describe('runProcedure', () => {
+  const cases: [string, keyof typeof procedures & string, unknown, string | null][] = [
+    ['output through every middleware, extra keys stripped', 'greet', { name: 'bob' }, 'ann'],
+    ['a middleware refusing the caller', 'greet', { name: 'bob' }, null],
+    ['input validation failure', 'greet', { name: 'b' }, 'ann'],
+    ['missing input', 'greet', undefined, 'ann'],
+    ['a mutation', 'rename', { name: 'new' }, 'ann'],
+    ['a TRPCError from the resolver', 'rename', { name: 'taken' }, 'ann'],
+    ['an unexpected error from the resolver', 'rename', { name: 'crash' }, 'ann'],
+    ['output validation failure', 'leaky', undefined, 'ann'],
+    ['a middleware replacing the input', 'swapInput', { name: 'given' }, null],
+  ]
+
+  for (const [name, path, input, user] of cases) {
+    it(`matches tRPC's own caller: ${name}`, async () => {
+      const { viaTrpc, viaRunner } = await both(path, input, user)
+      expect(viaRunner).toEqual(viaTrpc)
+    })
+  }
+
+  it('really runs the procedures (the cases above are not all alike)', async () => {
+    const outcomes = await Promise.all(cases.map(([, path, input, user]) => both(path, input, user)))
+    const runner = outcomes.map((o) => o.viaRunner)
+    expect(runner[0]).toEqual({ ok: true, data: { text: 'ANN greets bob' }, seen: ['query greet', 'ok'] })
+    expect(runner[1]).toMatchObject({ ok: false, error: { code: 'UNAUTHORIZED', message: 'who are you' } })
+    expect(runner[2]).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } })
+    expect(runner[5]).toMatchObject({
+      ok: false,
+      error: { code: 'CONFLICT' },
+      seen: ['mutation rename', 'failed CONFLICT'],
+    })
+    expect(runner[6]).toMatchObject({
+      ok: false,
+      error: { code: 'INTERNAL_SERVER_ERROR', message: 'disk on fire' },
+    })
+    expect(runner[7]).toMatchObject({
+      ok: false,
+      error: { code: 'INTERNAL_SERVER_ERROR', message: 'Output validation failed' },
+    })
+    expect(runner[8]).toEqual({ ok: true, data: 'swapped', seen: [] })
+  })
+})
