@@ -32,6 +32,10 @@ const router = t.router({
     return { renamed: input.name }
   }),
   leaky: authed.output(z.object({ id: z.number() })).query(() => ({ id: 'not a number' }) as never),
+  asyncOutput: t.procedure
+    .input(z.number())
+    .output(z.object({ n: z.number() }).refine(async (value) => value.n > 0, 'not positive'))
+    .query(({ input }) => ({ n: input })),
   swapInput: t.procedure
     .use(({ next }) => next({ getRawInput: async () => ({ name: 'swapped' }) }))
     .input(z.object({ name: z.string() }))
@@ -87,6 +91,8 @@ describe('runProcedure', () => {
     ['an unexpected error from the resolver', 'rename', { name: 'crash' }, 'ann'],
     ['output validation failure', 'leaky', undefined, 'ann'],
     ['a middleware replacing the input', 'swapInput', { name: 'given' }, null],
+    ['an output schema that needs async parsing', 'asyncOutput', 1, null],
+    ['an async output check failing', 'asyncOutput', -1, null],
   ]
 
   for (const [name, path, input, user] of cases) {
@@ -116,5 +122,7 @@ describe('runProcedure', () => {
       error: { code: 'INTERNAL_SERVER_ERROR', message: 'Output validation failed' },
     })
     expect(runner[8]).toEqual({ ok: true, data: 'swapped', seen: [] })
+    expect(runner[9]).toEqual({ ok: true, data: { n: 1 }, seen: [] })
+    expect(runner[10]).toMatchObject({ ok: false, error: { message: 'Output validation failed' } })
   })
 })
