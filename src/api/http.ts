@@ -23,7 +23,13 @@ export type HttpResponse = {
 }
 
 export function jsonResponse(body: unknown, status = 200, headers?: Record<string, string>): HttpResponse {
-  return { status, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }
+  return {
+    status,
+    headers: headers
+      ? { 'content-type': 'application/json', ...headers }
+      : { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  }
 }
 
 export async function fromWebRequest(request: Request, remoteAddress: string): Promise<HttpRequest> {

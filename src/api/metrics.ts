@@ -23,7 +23,10 @@ export function createMetrics() {
         h = { buckets: BUCKETS.map(() => 0), sum: 0, count: 0 }
         latency.set(route, h)
       }
-      for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) h.buckets[i]++
+      // Each observation counts in its own bucket; render() makes them cumulative.
+      let i = 0
+      while (i < BUCKETS.length && seconds > BUCKETS[i]) i++
+      if (i < BUCKETS.length) h.buckets[i]++
       h.sum += seconds
       h.count++
     },
@@ -45,8 +48,10 @@ export function createMetrics() {
       lines.push('# TYPE http_request_duration_seconds histogram')
       for (const [route, h] of latency) {
         const r = `route="${label(route)}"`
+        let cumulative = 0
         for (const [i, b] of BUCKETS.entries()) {
-          lines.push(`http_request_duration_seconds_bucket{${r},le="${b}"} ${h.buckets[i]}`)
+          cumulative += h.buckets[i]
+          lines.push(`http_request_duration_seconds_bucket{${r},le="${b}"} ${cumulative}`)
         }
         lines.push(`http_request_duration_seconds_bucket{${r},le="+Inf"} ${h.count}`)
         lines.push(`http_request_duration_seconds_sum{${r}} ${h.sum}`)

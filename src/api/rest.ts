@@ -115,12 +115,12 @@ function issueType(code: string, missing: boolean, origin?: string): string {
 function toIssues(
   zodIssues: { path: PropertyKey[]; message: string; code: string; origin?: string }[],
   input: Record<string, unknown> | undefined,
-  sources: Map<string, Source>,
+  sourceOf: (field: string) => Source,
 ): Issue[] {
   return zodIssues.map((issue) => {
     const path = issue.path.map((p) => (typeof p === 'number' ? p : String(p)))
     const first = path[0]
-    const source: Source = typeof first === 'string' ? (sources.get(first) ?? 'body') : 'body'
+    const source: Source = typeof first === 'string' ? sourceOf(first) : 'body'
     let value: unknown = input
     for (const key of path) value = (value as Record<string | number, unknown> | undefined)?.[key]
     const missing = value === undefined && issue.code === 'invalid_type'
@@ -138,7 +138,7 @@ export function createRestHandler(log: Logger) {
   function errorResponse(
     error: unknown,
     input: Record<string, unknown> | undefined,
-    sources: Map<string, Source>,
+    sourceOf: (field: string) => Source,
   ): HttpResponse {
     if (error instanceof RequestShapeError) return validationError(error.issues)
     if (!(error instanceof TRPCError)) {
@@ -162,7 +162,7 @@ export function createRestHandler(log: Logger) {
     }
     const issues = (cause as { issues?: unknown } | undefined)?.issues
     if (error.code === 'BAD_REQUEST' && Array.isArray(issues)) {
-      return validationError(toIssues(issues, input, sources))
+      return validationError(toIssues(issues, input, sourceOf))
     }
     const status = httpStatusOf[error.code] ?? 500
     if (status === 500) {
@@ -213,19 +213,20 @@ export function createRestHandler(log: Logger) {
       ctx: Context,
       responseHeaders: Map<string, string>,
     ): Promise<HttpResponse> {
-      const sources = new Map<string, Source>()
+      let fromQuery: Record<string, unknown> | undefined
+      let body: Record<string, unknown> | undefined
       let input: Record<string, unknown> | undefined
+      // Where a field came from, for the `loc` of a validation error: path over body over query.
+      const sourceOf = (field: string): Source =>
+        route.params.includes(field)
+          ? 'path'
+          : (body && Object.hasOwn(body, field)) || !(fromQuery && Object.hasOwn(fromQuery, field))
+            ? 'body'
+            : 'query'
       try {
-        const fromQuery: Record<string, unknown> = {}
-        if (query) {
-          for (const [key, value] of new URLSearchParams(query)) {
-            fromQuery[key] = value
-            sources.set(key, 'query')
-          }
-        }
-        const body = route.method === 'GET' || route.method === 'DELETE' ? undefined : readBody(request)
+        if (query) fromQuery = Object.fromEntries(new URLSearchParams(query))
+        body = route.method === 'GET' || route.method === 'DELETE' ? undefined : readBody(request)
         input = body || query || params.length > 0 ? { ...fromQuery, ...body } : undefined
-        if (body) for (const key of Object.keys(body)) sources.set(key, 'body')
         route.params.forEach((name, i) => {
           let value: string
           try {
@@ -236,7 +237,6 @@ export function createRestHandler(log: Logger) {
             ])
           }
           input = { ...input, [name]: value }
-          sources.set(name, 'path')
         })
         const given = input
         const result = await runProcedure(route.runnable, {
@@ -245,9 +245,9 @@ export function createRestHandler(log: Logger) {
           type: route.type,
           getRawInput: async () => given,
         })
-        return json(result, 200, Object.fromEntries(responseHeaders))
+        return json(result, 200, responseHeaders.size > 0 ? Object.fromEntries(responseHeaders) : undefined)
       } catch (error) {
-        return errorResponse(error, input, sources)
+        return errorResponse(error, input, sourceOf)
       }
     },
   }

@@ -187,6 +187,15 @@ describe('GET /metrics', () => {
     )
     expect(text).toMatch(/^http_request_duration_seconds_sum\{route="\/auth\/login"\} [\d.e-]+$/m)
     expect(text).toMatch(/^http_request_duration_seconds_count\{route="\/auth\/login"\} [1-9]\d*$/m)
+    // Buckets are cumulative: never decreasing, and the last one is the count.
+    const buckets = [
+      ...text.matchAll(/^http_request_duration_seconds_bucket\{route="\/protected",le="[^"]+"\} (\d+)$/gm),
+    ]
+    const counts = buckets.map((m) => Number(m[1]))
+    expect(counts.length).toBe(13)
+    expect(counts).toEqual([...counts].sort((a, b) => a - b))
+    expect(counts.at(-1)).toBeGreaterThan(0)
+    expect(text).toContain(`http_request_duration_seconds_count{route="/protected"} ${counts.at(-1)}`)
 
     expect(text).toContain('# TYPE auth_logins_total counter')
     expect(text).toMatch(/^auth_logins_total\{outcome="success"\} [1-9]\d*$/m)
