@@ -40,10 +40,7 @@ function toHttpRequest(req: IncomingMessage, body: Uint8Array | null): HttpReque
   return {
     method: req.method ?? 'GET',
     target: routingTarget(req.url ?? '/'),
-    header(name) {
-      const value = req.headers[name]
-      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value
-    },
+    header: (name) => headerValue(req, name),
     *headerPairs() {
       const raw = req.rawHeaders
       for (let i = 0; i < raw.length; i += 2) yield [raw[i], raw[i + 1]]
@@ -51,6 +48,24 @@ function toHttpRequest(req: IncomingMessage, body: Uint8Array | null): HttpReque
     body: body && body.length > 0 ? body : null,
     remoteAddress: req.socket.remoteAddress ?? 'unknown',
   }
+}
+
+/**
+ * A header by lower-case name, read from the raw list: the common case, one occurrence, needs
+ * no header object. A repeated header is left to node's rules (some drop repeats, most join).
+ */
+function headerValue(req: IncomingMessage, name: string): string | null {
+  const raw = req.rawHeaders
+  let found: string | null = null
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length !== name.length || raw[i].toLowerCase() !== name) continue
+    if (found !== null) {
+      const value = req.headers[name]
+      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value
+    }
+    found = raw[i + 1]
+  }
+  return found
 }
 
 function send(res: ServerResponse, response: HttpResponse): void {
