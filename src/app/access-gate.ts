@@ -33,7 +33,7 @@ export function createAccessGate(
   tokens: TokenService,
   queries: Queries,
   runner: ProjectionRunner,
-  now: () => Date,
+  nowMs: () => number,
 ) {
   const sessions = new Map<number, SessionEntry>()
   const users = new Map<number, UserEntry>()
@@ -78,7 +78,7 @@ export function createAccessGate(
     const s = session(sessionId)
     if (!s?.live || s.userId !== userId) return null
     const u = user(userId)
-    if (!u?.active || u.lockedUntil > now().getTime() || u.role !== claims.role) return null
+    if (!u?.active || u.lockedUntil > nowMs() || u.role !== claims.role) return null
     return { userId, sessionId, role: u.role, amr: claims.amr, username: u.username }
   }
 

@@ -50,6 +50,8 @@ export async function openRuntime(
   options: { now?: () => Date; passwords?: PasswordHasher; log?: Logger } = {},
 ) {
   const now = options.now ?? (() => new Date())
+  // The token check reads the clock on every request: milliseconds, without a Date each time.
+  const nowMs = options.now ? () => now().getTime() : Date.now
   const log = options.log ?? silentLogger
   try {
     mkdirSync(config.dataDir, { recursive: true })
@@ -94,7 +96,7 @@ export async function openRuntime(
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     accessTtlSeconds: config.accessTokenTtlSeconds,
-    now: () => now().getTime(),
+    now: nowMs,
   })
   const authentication = createAuthentication({
     store,
@@ -106,7 +108,7 @@ export async function openRuntime(
     refreshTtlSeconds: config.refreshTokenTtlSeconds,
     now,
   })
-  const gate = createAccessGate(tokens, queries, runner, now)
+  const gate = createAccessGate(tokens, queries, runner, nowMs)
   const bootstrapToken = config.adminBootstrapToken ?? randomBytes(24).toString('base64url')
   const administration = createAdministration({
     accounts,

@@ -225,11 +225,13 @@ function deepFreeze<T>(value: T): T {
   return value
 }
 
-type CacheEntry = { claims: AccessClaims; kid: string }
+type CacheEntry = { token: string; claims: AccessClaims; kid: string }
 
 /**
  * Token string → claims whose signature was already checked, valid until the token's `exp`.
  * Only the signature check is cached; revocation is decided against the read model.
+ * Keyed by the signature alone (hashing a fresh 86-character string per request rather than the
+ * whole token), but a hit needs the entire token to be the one that was verified.
  * Bounded: when full, the oldest entry goes (Map keeps insertion order).
  */
 function verifiedCache(maxEntries: number): {
@@ -237,19 +239,22 @@ function verifiedCache(maxEntries: number): {
   set(token: string, claims: AccessClaims, kid: string, nowSeconds: number): void
 } {
   const entries = new Map<string, CacheEntry>()
+  const keyOf = (token: string): string => token.slice(token.lastIndexOf('.') + 1)
   return {
     get(token, nowSeconds) {
-      const entry = entries.get(token)
-      if (entry === undefined) return undefined
+      const key = keyOf(token)
+      const entry = entries.get(key)
+      if (entry === undefined || entry.token !== token) return undefined
       if (nowSeconds < entry.claims.exp) return entry
-      entries.delete(token)
+      entries.delete(key)
       return undefined
     },
     set(token, claims, kid, nowSeconds) {
       if (maxEntries <= 0 || nowSeconds >= claims.exp) return
-      entries.delete(token)
+      const key = keyOf(token)
+      entries.delete(key)
       while (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
-      entries.set(token, { claims, kid })
+      entries.set(key, { token, claims, kid })
     },
   }
 }

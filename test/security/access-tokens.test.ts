@@ -240,6 +240,18 @@ describe('verified-signature cache', () => {
     expect(await service.verifyAccess(token)).toBeNull()
   })
 
+  it('never lends a cached signature to another token', async () => {
+    const { token } = await service.issueAccess(user)
+    expect(await service.verifyAccess(token)).not.toBeNull()
+    const [header, payload, signature] = token.split('.')
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString())
+    const promoted = encodeJson({ ...claims, role: 'admin' })
+    expect(await service.verifyAccess(`${header}.${promoted}.${signature}`)).toBeNull()
+    expect(await service.verifyAccess(`${header}.${payload}x.${signature}`)).toBeNull()
+    // The genuine token is still a hit afterwards.
+    expect((await service.verifyAccess(token))?.role).toBe(claims.role)
+  })
+
   it('is bounded', async () => {
     const small = createTokenService({
       keys,
