@@ -7,10 +7,9 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { request as httpRequest } from 'node:http'
-import { connect } from 'node:net'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
-import { newUser } from '../support/e2e.ts'
+import { newUser, sendRaw } from '../support/e2e.ts'
 import { call, startServer } from '../support/server.ts'
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 25)
@@ -852,18 +851,6 @@ describe.each(operations)('$method $path ($id)', (op) => {
   })
 })
 
-/** Bytes straight onto a socket, for requests no HTTP client would send; the raw reply. */
-function sendRaw(bytes: string): Promise<string> {
-  const { hostname, port } = new URL(server.url)
-  return new Promise((resolvePromise, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.end(bytes))
-    const chunks: Buffer[] = []
-    socket.on('data', (c: Buffer) => chunks.push(c))
-    socket.on('end', () => resolvePromise(Buffer.concat(chunks).toString('utf8')))
-    socket.on('error', reject)
-  })
-}
-
 function parseRaw(reply: string): Answer {
   const [head, ...rest] = reply.split('\r\n\r\n')
   const [statusLine, ...lines] = head.split('\r\n')
@@ -894,7 +881,7 @@ describe('requests that node itself refuses', () => {
     ['a 20 KB request line', `GET /auth/verify-user/${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431],
     ['a 20 KB header', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`, 431],
   ])('answers %s with a {"detail"} body', async (_name, bytes, status) => {
-    const answer = parseRaw(await sendRaw(bytes))
+    const answer = parseRaw(await sendRaw(server.url, bytes))
     expect(answer.status).toBe(status)
     expect(violation(answer)).toBeNull()
     expect(JSON.parse(answer.text)).toEqual({ detail: expect.any(String) })
@@ -912,7 +899,9 @@ describe('routing', () => {
     ['GET http://elsewhere.example/admin/users', 'x/healthz?', 401],
     ['GET //admin/users', 'x', 404],
   ])('follows the request target, never the Host header: %s with Host %s', async (line, host, status) => {
-    const answer = parseRaw(await sendRaw(`${line} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`))
+    const answer = parseRaw(
+      await sendRaw(server.url, `${line} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+    )
     expect(answer.status, answer.text).toBe(status)
     expect(violation(answer)).toBeNull()
     if (status === 200) expect(JSON.parse(answer.text)).toEqual({ status: 'ok' })

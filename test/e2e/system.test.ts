@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto'
-import { connect } from 'node:net'
 import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -12,6 +11,7 @@ import {
   newUser,
   type Reply,
   register,
+  sendRaw,
   type Tokens,
 } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
@@ -36,18 +36,6 @@ afterAll(async () => {
   await server?.close()
 })
 
-/** A request written straight onto a socket (repeated headers, odd casing); the raw reply. */
-function rawRequest(bytes: string): Promise<string> {
-  const { hostname, port } = new URL(server.url)
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.write(bytes))
-    const chunks: Buffer[] = []
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk))
-    socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
-    socket.on('error', reject)
-  })
-}
-
 const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
 
 describe('GET /', () => {
@@ -69,7 +57,8 @@ describe('GET /protected', () => {
   it('reads header names in any case, and a repeated Authorization by its first value as node does', async () => {
     const valid = `Bearer ${tokens.access_token}`
     const send = (headerLines: string[]) =>
-      rawRequest(
+      sendRaw(
+        server.url,
         `GET /protected HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${headerLines.join('\r\n')}\r\n\r\n`,
       )
     expect(await send([`AUTHORIZATION: ${valid}`])).toMatch(/^HTTP\/1\.1 200 /)

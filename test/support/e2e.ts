@@ -4,6 +4,7 @@
  * registering and logging in.
  */
 import { createHash } from 'node:crypto'
+import { connect } from 'node:net'
 import { expect } from 'vitest'
 import { call } from './server.ts'
 
@@ -129,4 +130,16 @@ export function expectUnauthorized(reply: Reply, detail?: string): void {
   expect(reply.status, JSON.stringify(reply.body)).toBe(401)
   expect(reply.headers.get('www-authenticate')).toBe('Bearer')
   expect(reply.body).toEqual({ detail: detail ?? expect.any(String) })
+}
+
+/** Bytes straight onto a socket, for requests no HTTP client would send; the raw reply. */
+export function sendRaw(baseUrl: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(baseUrl)
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(bytes))
+    const chunks: Buffer[] = []
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    socket.on('error', reject)
+  })
 }
