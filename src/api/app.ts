@@ -17,6 +17,7 @@ import {
 } from './http.ts'
 import { createMetrics } from './metrics.ts'
 import { buildOpenApiDocument } from './openapi.ts'
+import { withProcedureRunner } from './procedure-runner.ts'
 import { createRateLimiter } from './rate-limit.ts'
 import { createRestHandler } from './rest.ts'
 import { appRouter } from './router.ts'
@@ -55,6 +56,7 @@ export async function createApp(runtime: Runtime) {
   const rateLimiter = createRateLimiter(config.rateLimitPerMinute)
   const serveDocs = createDocs()
   let openApiJson: string | null = null
+  const trpcRouter = withProcedureRunner(appRouter)
 
   function context(request: HttpRequest, responseHeaders: ResponseHeaders): Context {
     const authorization = request.header('authorization')
@@ -79,7 +81,7 @@ export async function createApp(runtime: Runtime) {
     const response = await fetchRequestHandler({
       endpoint: '/trpc',
       req: toWebRequest(request),
-      router: appRouter,
+      router: trpcRouter,
       createContext: ({ resHeaders }) => context(request, resHeaders),
       onError: ({ error }) => {
         if (error.code === 'INTERNAL_SERVER_ERROR')

@@ -46,6 +46,8 @@ export type CallOptions = {
   path: string
   type: 'query' | 'mutation'
   getRawInput: () => Promise<unknown>
+  signal?: AbortSignal
+  batchIndex?: number
 }
 
 type Step = Omit<MiddlewareOptions, 'meta' | 'next'>
@@ -115,8 +117,8 @@ export async function runProcedure(procedure: RunnableProcedure, options: CallOp
     path: options.path,
     input: undefined,
     getRawInput: options.getRawInput,
-    signal: undefined,
-    batchIndex: 0,
+    signal: options.signal,
+    batchIndex: options.batchIndex ?? 0,
   })
   if (!result) {
     throw new TRPCError({
@@ -126,4 +128,23 @@ export async function runProcedure(procedure: RunnableProcedure, options: CallOp
   }
   if (!result.ok) throw result.error
   return result.data
+}
+
+type RouterLike = { _def: { procedures: Record<string, unknown> } }
+
+/**
+ * The router as tRPC's HTTP handler should see it: the same procedures (type, meta, schemas),
+ * each called through `runProcedure`, so /trpc and REST run a procedure the same way.
+ */
+export function withProcedureRunner<Router extends RouterLike>(router: Router): Router {
+  const procedures: Record<string, unknown> = {}
+  for (const [path, procedure] of Object.entries(router._def.procedures)) {
+    const runnable = procedure as RunnableProcedure
+    procedures[path] = Object.assign((options: CallOptions) => runProcedure(runnable, options), {
+      _def: runnable._def,
+      procedure: true,
+      meta: runnable._def.meta,
+    })
+  }
+  return { ...router, _def: { ...router._def, procedures } }
 }

@@ -3,12 +3,13 @@
  * Both must give the same output, the same error and the same context to every procedure.
  */
 import { initTRPC, TRPCError } from '@trpc/server'
+import { fetchRequestHandler } from '@trpc/server/adapters/fetch'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { type RunnableProcedure, runProcedure } from '../../src/api/procedure-runner.ts'
+import { type RunnableProcedure, runProcedure, withProcedureRunner } from '../../src/api/procedure-runner.ts'
 
 type Ctx = { user: string | null; seen: string[] }
-const t = initTRPC.context<Ctx>().create()
+const t = initTRPC.context<Ctx>().create({ isDev: false })
 
 const authed = t.procedure.use(async ({ ctx, next }) => {
   if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'who are you' })
@@ -124,5 +125,57 @@ describe('runProcedure', () => {
     expect(runner[8]).toEqual({ ok: true, data: 'swapped', seen: [] })
     expect(runner[9]).toEqual({ ok: true, data: { n: 1 }, seen: [] })
     expect(runner[10]).toMatchObject({ ok: false, error: { message: 'Output validation failed' } })
+  })
+})
+
+describe('withProcedureRunner', () => {
+  const viaRunner = withProcedureRunner(router)
+
+  async function answer(
+    usedRouter: typeof router,
+    path: string,
+    init?: RequestInit,
+    user: string | null = 'ann',
+  ) {
+    const response = await fetchRequestHandler({
+      endpoint: '/trpc',
+      req: new Request(`http://localhost/trpc/${path}`, init),
+      router: usedRouter,
+      createContext: () => ({ user, seen: [] }),
+    })
+    return { status: response.status, body: await response.json() }
+  }
+
+  const input = (value: unknown) => encodeURIComponent(JSON.stringify(value))
+  const post = (body: unknown): RequestInit => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  const requests: [string, string, RequestInit?, (string | null)?][] = [
+    ['a query', `greet?input=${input({ name: 'bob' })}`],
+    ['a batch with one failure', `greet,leaky?batch=1&input=${input({ 0: { name: 'bob' } })}`],
+    ['a mutation', 'rename', post({ name: 'new' })],
+    ['a refused caller', `greet?input=${input({ name: 'bob' })}`, undefined, null],
+    ['invalid input', `greet?input=${input({ name: 'b' })}`],
+    ['a query sent as POST', 'greet', post({ name: 'bob' })],
+    ['an unknown procedure', 'nothing'],
+  ]
+
+  for (const [name, path, init, user] of requests) {
+    it(`answers /trpc like the original router: ${name}`, async () => {
+      const expected = await answer(router, path, init, user)
+      const actual = await answer(viaRunner, path, init, user)
+      expect(actual).toEqual(expected)
+    })
+  }
+
+  it('calls the procedures through the runner, not through tRPC', async () => {
+    const procedure = viaRunner._def.procedures.greet as unknown as { _def: unknown }
+    expect(procedure).not.toBe(router._def.procedures.greet)
+    expect(procedure._def).toBe((router._def.procedures.greet as unknown as { _def: unknown })._def)
+    expect((await answer(viaRunner, `greet?input=${input({ name: 'bob' })}`)).body).toEqual({
+      result: { data: { text: 'ANN greets bob' } },
+    })
   })
 })
