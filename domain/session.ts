@@ -10,12 +10,18 @@ export type Session =
       accountRevision: number
       amr: string[]
       refreshTokenHash: string
-      /** Hashes of rotated-out refresh tokens: presenting one again means the token was stolen. */
+      /**
+       * Hashes of the last `REMEMBERED_ROTATIONS` rotated-out refresh tokens: presenting one
+       * again means the token was stolen. Older ones are merely invalid; without the bound a
+       * long-lived session's state would grow with every refresh.
+       */
       rotatedHashes: string[]
       expiresAt: string
     }
 
 export const initialSession: Session = { status: 'none' }
+
+export const REMEMBERED_ROTATIONS = 64
 
 export type SessionCommand =
   | { type: 'Start'; data: SessionStarted['data'] }
@@ -45,7 +51,7 @@ export function evolveSession(state: Session, event: SessionEvent): Session {
       if (state.status === 'none') return state
       return {
         ...state,
-        rotatedHashes: [...state.rotatedHashes, state.refreshTokenHash],
+        rotatedHashes: [...state.rotatedHashes.slice(1 - REMEMBERED_ROTATIONS), state.refreshTokenHash],
         refreshTokenHash: event.data.refresh_token_hash,
         expiresAt: event.data.expires_at,
       }

@@ -23,6 +23,10 @@ import type { CommandContext, CommandHandler } from './command-handler.ts'
 import { reserveId } from './id-sequence.ts'
 import { accountStream, sessionStream } from './streams.ts'
 
+// A session stream gains an event per refresh and its state holds no personal data: the command
+// handler keeps it folded in memory and reads only the newer events.
+const sessions = { ...sessionDecider, keepStateInMemory: true }
+
 export type Client = { ip_address: string | null; user_agent: string | null }
 
 export type TokenResponse = {
@@ -99,7 +103,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     const refresh = newOpaqueToken()
     const result = await commands.handle(
       sessionStream(sessionId),
-      sessionDecider,
+      sessions,
       {
         type: 'Start',
         data: {
@@ -245,7 +249,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     const parsed = parseRefreshToken(refreshToken)
     if (!parsed) throw invalidRefresh()
     const stream = sessionStream(parsed.sessionId)
-    const { state: session } = await commands.load(stream, sessionDecider)
+    const { state: session } = await commands.load(stream, sessions)
     if (session.status !== 'active') throw invalidRefresh()
     const { account } = await loadExisting(session.userId).catch(() => {
       throw invalidRefresh()
@@ -261,7 +265,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     const next = newOpaqueToken()
     const result = await commands.handle(
       stream,
-      sessionDecider,
+      sessions,
       {
         type: 'Refresh',
         data: {
@@ -299,7 +303,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     if (!row || row.user_id !== userId) throw new DomainError('SESSION_NOT_FOUND', 'Session not found')
     const result = await commands.handle(
       sessionStream(sessionId),
-      sessionDecider,
+      sessions,
       { type: 'Revoke', data: { reason: 'user' } },
       { ...context, owner: userId },
     )

@@ -8,6 +8,12 @@ export type Decider<State, Command, Event> = {
   decide(command: Command, state: State): Event[]
   evolve(state: State, event: Event): State
   initialState: State
+  /**
+   * Keep the folded state in memory between commands, reading only newer events next time.
+   * For streams that grow with use and whose state holds no personal data (sessions: one event
+   * per refresh); an account's state is decrypted personal data and must not outlive erasure.
+   */
+  keepStateInMemory?: boolean
 }
 
 export type CommandContext = {
@@ -27,23 +33,37 @@ export type Handled<State, Event> = {
 }
 
 const MAX_ATTEMPTS = 5
+const KEPT_STATES = 10_000
 
 export function createCommandHandler(
   store: EventStore,
   codec: EventCodec,
   now: () => Date = () => new Date(),
 ) {
+  // Stream → state folded up to a revision; the store stays the truth, so a state another process
+  // moved on from is caught up by reading the newer events, and a stale one fails on append.
+  const kept = new Map<string, { state: unknown; revision: number }>()
+
+  function keep(stream: string, loaded: { state: unknown; revision: number }): void {
+    kept.delete(stream)
+    if (kept.size >= KEPT_STATES) kept.delete(kept.keys().next().value!)
+    kept.set(stream, loaded)
+  }
+
   async function load<S, C, E extends { type: string; data: object }>(
     stream: string,
     decider: Decider<S, C, E>,
   ): Promise<Loaded<S>> {
-    const recorded = await store.readStream(stream)
-    let state = decider.initialState
+    const from = decider.keepStateInMemory ? kept.get(stream) : undefined
+    const recorded = await store.readStream(stream, { fromRevision: from ? from.revision + 1 : 0 })
+    let state = from ? (from.state as S) : decider.initialState
     for (const event of recorded) {
       const { type, data } = codec.decode(event)
       state = decider.evolve(state, { type, data } as unknown as E)
     }
-    return { state, revision: recorded.length === 0 ? null : recorded[recorded.length - 1].revision }
+    const revision = recorded.length === 0 ? (from?.revision ?? null) : recorded[recorded.length - 1].revision
+    if (decider.keepStateInMemory && revision !== null) keep(stream, { state, revision })
+    return { state, revision }
   }
 
   async function handle<S, C, E extends { type: string; data: object }>(
@@ -71,12 +91,9 @@ export function createCommandHandler(
       }))
       try {
         const result = await store.append(stream, toAppend, revision ?? 'no_stream')
-        return {
-          events,
-          state: events.reduce(decider.evolve, state),
-          revision: result.next_expected_revision,
-          position: result.position,
-        }
+        const after = { state: events.reduce(decider.evolve, state), revision: result.next_expected_revision }
+        if (decider.keepStateInMemory) keep(stream, after)
+        return { events, ...after, position: result.position }
       } catch (error) {
         if (!(error instanceof WrongExpectedRevisionError)) throw error
         if (attempt >= MAX_ATTEMPTS)

@@ -1,6 +1,6 @@
 import { describe, it } from 'vitest'
 import type { SessionEvent } from '../../domain/session.events.ts'
-import { sessionDecider } from '../../domain/session.ts'
+import { REMEMBERED_ROTATIONS, sessionDecider } from '../../domain/session.ts'
 import { specFor } from './given.ts'
 
 const given = specFor(sessionDecider)
@@ -46,6 +46,23 @@ describe('session: rotating refresh tokens', () => {
     given(started, rotated)
       .when(refresh('h1', 'h3'))
       .then({ type: 'SessionRevoked', data: { user_id: 7, reason: 'refresh_token_reuse' } })
+  })
+  it('remembers the last REMEMBERED_ROTATIONS rotated tokens; older ones are only invalid', () => {
+    // h1 … h(N+2): the session started with h1 and was refreshed N+1 times, so h(N+2) is current.
+    const refreshes: SessionEvent[] = Array.from({ length: REMEMBERED_ROTATIONS + 1 }, (_, i) => ({
+      type: 'SessionRefreshed',
+      data: { user_id: 7, refresh_token_hash: `h${i + 2}`, expires_at: '2027-01-01T00:00:00.000Z' },
+    }))
+    const revoked = { type: 'SessionRevoked', data: { user_id: 7, reason: 'refresh_token_reuse' } } as const
+    given(started, ...refreshes)
+      .when(refresh('h2', 'x'))
+      .then(revoked)
+    given(started, ...refreshes)
+      .when(refresh(`h${REMEMBERED_ROTATIONS + 1}`, 'x'))
+      .then(revoked)
+    given(started, ...refreshes)
+      .when(refresh('h1', 'x'))
+      .thenThrows('REFRESH_TOKEN_INVALID')
   })
   it('refuses unknown, expired and revoked tokens', () => {
     given(started).when(refresh('nope', 'h2')).thenThrows('REFRESH_TOKEN_INVALID')
