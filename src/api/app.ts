@@ -22,6 +22,7 @@ import { createRateLimiter } from './rate-limit.ts'
 import { createRestHandler } from './rest.ts'
 import { appRouter } from './router.ts'
 import type { Context, ResponseHeaders } from './trpc.ts'
+import { createTrpcHttp } from './trpc-http.ts'
 
 const LOGIN_ROUTES = new Set(['/auth/login', '/token', '/admin/login', '/vendor/login', '/auth/verify-2fa'])
 const loginOutcome: Record<number, string> = {
@@ -77,16 +78,25 @@ export async function createApp(runtime: Runtime) {
     }
   }
 
-  async function serveTrpc(request: HttpRequest): Promise<HttpResponse> {
+  const logTrpcFailure = (error: { code: string; message: string }): void => {
+    if (error.code === 'INTERNAL_SERVER_ERROR') log.error('trpc procedure failed', { error: error.message })
+  }
+  const trpcHttp = createTrpcHttp({
+    router: trpcRouter,
+    endpoint: '/trpc',
+    createContext: (request, responseHeaders) => context(request, responseHeaders),
+    onError: logTrpcFailure,
+  })
+
+  async function serveTrpc(request: HttpRequest, pathname: string, query: string): Promise<HttpResponse> {
+    const answered = await trpcHttp(request, pathname, query)
+    if (answered) return answered
     const response = await fetchRequestHandler({
       endpoint: '/trpc',
       req: toWebRequest(request),
       router: trpcRouter,
       createContext: ({ resHeaders }) => context(request, resHeaders),
-      onError: ({ error }) => {
-        if (error.code === 'INTERNAL_SERVER_ERROR')
-          log.error('trpc procedure failed', { error: error.message })
-      },
+      onError: ({ error }) => logTrpcFailure(error),
     })
     return fromWebResponse(response)
   }
@@ -97,7 +107,7 @@ export async function createApp(runtime: Runtime) {
     query: string,
   ): Promise<{ response: HttpResponse; label: string }> {
     if (pathname === '/trpc' || pathname.startsWith('/trpc/'))
-      return { response: await serveTrpc(request), label: 'trpc' }
+      return { response: await serveTrpc(request, pathname, query), label: 'trpc' }
     const isDocs = pathname === '/docs' || pathname.startsWith('/docs/')
     if (GET_ONLY.has(pathname) || isDocs) {
       const response = await serveFixed(pathname)

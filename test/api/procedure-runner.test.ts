@@ -2,46 +2,11 @@
  * The REST adapter runs procedures with its own middleware runner; /trpc runs them with tRPC's.
  * Both must give the same output, the same error and the same context to every procedure.
  */
-import { initTRPC, TRPCError } from '@trpc/server'
+import type { TRPCError } from '@trpc/server'
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch'
 import { describe, expect, it } from 'vitest'
-import { z } from 'zod'
 import { type RunnableProcedure, runProcedure, withProcedureRunner } from '../../src/api/procedure-runner.ts'
-
-type Ctx = { user: string | null; seen: string[] }
-const t = initTRPC.context<Ctx>().create({ isDev: false })
-
-const authed = t.procedure.use(async ({ ctx, next }) => {
-  if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'who are you' })
-  return next({ ctx: { principal: ctx.user.toUpperCase() } })
-})
-const traced = authed.use(async ({ ctx, path, type, next }) => {
-  ctx.seen.push(`${type} ${path}`)
-  const result = await next()
-  ctx.seen.push(result.ok ? 'ok' : `failed ${result.error.code}`)
-  return result
-})
-
-const router = t.router({
-  greet: traced
-    .input(z.object({ name: z.string().min(2) }))
-    .output(z.object({ text: z.string() }))
-    .query(({ ctx, input }) => ({ text: `${ctx.principal} greets ${input.name}`, extra: 'stripped' })),
-  rename: traced.input(z.object({ name: z.string() })).mutation(({ input }) => {
-    if (input.name === 'taken') throw new TRPCError({ code: 'CONFLICT', message: 'name taken' })
-    if (input.name === 'crash') throw new Error('disk on fire')
-    return { renamed: input.name }
-  }),
-  leaky: authed.output(z.object({ id: z.number() })).query(() => ({ id: 'not a number' }) as never),
-  asyncOutput: t.procedure
-    .input(z.number())
-    .output(z.object({ n: z.number() }).refine(async (value) => value.n > 0, 'not positive'))
-    .query(({ input }) => ({ n: input })),
-  swapInput: t.procedure
-    .use(({ next }) => next({ getRawInput: async () => ({ name: 'swapped' }) }))
-    .input(z.object({ name: z.string() }))
-    .query(({ input }) => input.name),
-})
+import { type Ctx, router, t } from './fixture-router.ts'
 
 type Outcome = { ok: true; data: unknown; seen: string[] } | { ok: false; error: object; seen: string[] }
 
