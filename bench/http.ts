@@ -12,7 +12,8 @@
  * of the machine the server, this process and everything else used meanwhile.
  * Usage: npx node bench/http.ts [--duration 5] [--warmup 1] [--rounds 10] [--concurrency 32] [--tokens 50]
  *   [--login-concurrency 2×cores] [--refresh-concurrency 16] [--hashes 10] [--probe-interval 5]
- *   [--only protected,login,refresh] [--cpu-prof DIR (profiles the service)]
+ *   [--only protected,login,refresh] [--path /protected (or /trpc/system.protected)]
+ *   [--cpu-prof DIR (profiles the service)]
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -394,6 +395,8 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '10' },
       concurrency: { type: 'string', default: '32' },
       tokens: { type: 'string', default: '50' },
+      // The route the token-check scenario calls; `/trpc/system.protected` is the same procedure over tRPC.
+      path: { type: 'string', default: '/protected' },
       'login-concurrency': { type: 'string', default: String(2 * cores) },
       'refresh-concurrency': { type: 'string', default: '16' },
       hashes: { type: 'string', default: '10' },
@@ -495,7 +498,7 @@ async function main(): Promise<void> {
         serverPid: bare.process.pid,
       }
       const protectedRequests = sessions.map((s) =>
-        requestBytes(port, 'GET', '/protected', { authorization: `Bearer ${s.access}` }),
+        requestBytes(port, 'GET', args.path, { authorization: `Bearer ${s.access}` }),
       )
       let turn = 0
       const protectedLoad: Load = {
@@ -612,6 +615,7 @@ async function main(): Promise<void> {
       rounds,
       concurrency,
       tokens: sessions.length,
+      path: args.path,
       loginConcurrency,
       refreshWorkers,
       sessions: chains.length,
@@ -650,6 +654,7 @@ type Results = {
   rounds: number
   concurrency: number
   tokens: number
+  path: string
   loginConcurrency: number
   refreshWorkers: number
   sessions: number
@@ -729,7 +734,7 @@ function report(r: Results): void {
         '100%',
       ),
       row(
-        `GET /protected (${r.tokens} tokens of ${r.tokens} sessions)`,
+        `GET ${r.path} (${r.tokens} tokens of ${r.tokens} sessions)`,
         r.concurrency,
         r.protected,
         `${f(r.protected.perSecond)} req/s`,
@@ -743,6 +748,7 @@ function report(r: Results): void {
       server_cpu_us_per_request: cpuPerRequest(r.bare),
     }
     json.protected = {
+      path: r.path,
       concurrency: r.concurrency,
       tokens: r.tokens,
       ...brief(r.protected),
