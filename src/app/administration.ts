@@ -5,6 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto'
 import { accountDecider } from '../../domain/account.decider.ts'
+import { isLockedAt } from '../../domain/account.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
 import type { Queries, UserRow } from '../readstore/queries.ts'
@@ -37,6 +38,26 @@ export function createAdministration(deps: {
     return a.length === b.length && timingSafeEqual(a, b)
   }
 
+  /**
+   * Commands that can take an account's power away (deactivate, lock, change role, delete) run
+   * one at a time, each first checking in the event store that its admin still holds power: two
+   * admins doing this to each other at the same moment cannot both succeed and leave no one able
+   * to administer (nor re-open the bootstrap, which a deactivated or locked admin still blocks).
+   * Within one process; several instances on one EventStoreDB would need a shared roster stream.
+   */
+  let powerQueue: Promise<unknown> = Promise.resolve()
+  function whileStillAdmin<T>(adminId: number, run: () => Promise<T>): Promise<T> {
+    const next = powerQueue.then(async () => {
+      const { state: admin } = await deps.commands.load(accountStream(adminId), accountDecider)
+      const holdsPower =
+        admin.status === 'active' && admin.role === 'admin' && !isLockedAt(admin, now().getTime())
+      if (!holdsPower) throw new DomainError('FORBIDDEN', 'Not enough privileges')
+      return run()
+    })
+    powerQueue = next.catch(() => {})
+    return next
+  }
+
   /** Bootstrap registrations run one at a time, so concurrent requests cannot each create "the first" admin. */
   let bootstrapQueue: Promise<unknown> = Promise.resolve()
 
@@ -54,12 +75,12 @@ export function createAdministration(deps: {
     },
 
     async setActive(adminId: number, userId: number, active: boolean): Promise<UserRow> {
-      if (!active) notSelf(adminId, userId, 'deactivate')
-      await accounts.administer(
-        userId,
-        { type: active ? 'Activate' : 'Deactivate', data: {} },
-        { actorId: adminId },
-      )
+      const command = { type: active ? 'Activate' : 'Deactivate', data: {} } as const
+      if (active) await accounts.administer(userId, command, { actorId: adminId })
+      else {
+        notSelf(adminId, userId, 'deactivate')
+        await whileStillAdmin(adminId, () => accounts.administer(userId, command, { actorId: adminId }))
+      }
       return accounts.mustFind(userId)
     },
 
@@ -73,7 +94,9 @@ export function createAdministration(deps: {
       const until = durationMinutes
         ? new Date(now().getTime() + durationMinutes * 60_000).toISOString()
         : null
-      await accounts.administer(userId, { type: 'Lock', data: { note, until } }, { actorId: adminId })
+      await whileStillAdmin(adminId, () =>
+        accounts.administer(userId, { type: 'Lock', data: { note, until } }, { actorId: adminId }),
+      )
     },
 
     async unlock(adminId: number, userId: number): Promise<void> {
@@ -82,19 +105,23 @@ export function createAdministration(deps: {
 
     async changeRole(adminId: number, userId: number, role: Role): Promise<UserRow> {
       notSelf(adminId, userId, 'change the role of')
-      await accounts.administer(userId, { type: 'ChangeRole', data: { role } }, { actorId: adminId })
+      await whileStillAdmin(adminId, () =>
+        accounts.administer(userId, { type: 'ChangeRole', data: { role } }, { actorId: adminId }),
+      )
       return accounts.mustFind(userId)
     },
 
     async delete(adminId: number, userId: number): Promise<void> {
       notSelf(adminId, userId, 'delete')
-      const { state } = await deps.commands.load(accountStream(userId), accountDecider)
-      if (state.status !== 'active' && state.status !== 'deactivated') {
-        throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
-      }
-      await accounts.administer(userId, { type: 'Delete', data: {} }, { actorId: adminId })
-      await deps.claims.release('username', state.usernameKey, userId)
-      await deps.claims.release('email', state.emailKey, userId)
+      await whileStillAdmin(adminId, async () => {
+        const { state } = await deps.commands.load(accountStream(userId), accountDecider)
+        if (state.status !== 'active' && state.status !== 'deactivated') {
+          throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
+        }
+        await accounts.administer(userId, { type: 'Delete', data: {} }, { actorId: adminId })
+        await deps.claims.release('username', state.usernameKey, userId)
+        await deps.claims.release('email', state.emailKey, userId)
+      })
       deps.compactReadModels()
     },
   }

@@ -681,3 +681,55 @@ describe('admin routes', () => {
     })
   })
 })
+
+describe('two admins taking each other’s power at the same moment', () => {
+  let server: TestServer
+  let request: Api
+  beforeAll(async () => {
+    server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP, RATE_LIMIT_PER_MINUTE: '0' })
+    request = api(server.url)
+  })
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  async function secondAdmin(first: { token: string }, tag: string): Promise<{ id: number; token: string }> {
+    const user = newUser(tag)
+    const created = await request('POST', '/admin/register', { json: user, token: first.token })
+    expect(created.status, JSON.stringify(created.body)).toBe(200)
+    return { id: created.body.id, token: (await adminLogin(request, user)).access_token }
+  }
+
+  const removals: [string, (target: number) => [string, string, unknown]][] = [
+    ['deactivate', (id) => ['PUT', `/admin/deactivate-user/${id}`, undefined]],
+    ['lock', (id) => ['POST', '/admin/lock', { user_id: id }]],
+    ['demote', (id) => ['PUT', '/admin/user/role', { user_id: id, role: 'user' }]],
+    ['delete', (id) => ['DELETE', `/admin/user/${id}`, undefined]],
+  ]
+
+  let first: { id: number; token: string } | undefined
+  for (const [name, removal] of removals) {
+    it(`${name}: exactly one succeeds, the other is refused, and one admin keeps power`, async () => {
+      // Each round starts from an admin that holds power: the bootstrap one, then the survivor.
+      first ??= await bootstrapAdmin(request, 'mutual')
+      const a = first
+      const b = await secondAdmin(a, `mutual${name}`)
+      const call = (actor: { token: string }, target: number) => {
+        const [method, path, json] = removal(target)
+        return request(method, path, { token: actor.token, json })
+      }
+      const [byA, byB] = await Promise.all([call(a, b.id), call(b, a.id)])
+      // The loser is refused by the token check (401) if the winner's change was already applied,
+      // or by the administration's re-check (403) if both requests got that far.
+      const statuses = [byA.status, byB.status].sort()
+      expect(statuses[0], JSON.stringify([byA.body, byB.body])).toBe(200)
+      expect([401, 403]).toContain(statuses[1])
+
+      const survivor = byA.status === 200 ? a : b
+      const fallen = survivor === a ? b : a
+      expect((await request('GET', '/admin/users', { token: survivor.token })).status).toBe(200)
+      expect((await request('GET', '/admin/users', { token: fallen.token })).status).not.toBe(200)
+      first = survivor
+    })
+  }
+})
