@@ -72,7 +72,8 @@ export function createTrpcHttp<Ctx extends object>(options: {
     } catch {
       return null
     }
-    if (isBatch && inputs !== undefined && (inputs === null || typeof inputs !== 'object')) return null
+    const batchInputsValid = inputs === undefined || (isObject(inputs) && !Array.isArray(inputs))
+    if (isBatch && !batchInputsValid) return null
     const inputOf = (index: number): unknown =>
       isBatch ? (inputs as Record<number, unknown> | undefined)?.[index] : inputs
 
@@ -113,6 +114,10 @@ export function createTrpcHttp<Ctx extends object>(options: {
       body: JSON.stringify(transformTRPCResponse(config, body as never)),
     }
   }
+}
+
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null
 }
 
 function isStreamRequest(request: HttpRequest): boolean {

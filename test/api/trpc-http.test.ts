@@ -144,6 +144,11 @@ describe('/trpc calls answered without tRPC’s fetch handler', () => {
     ['input that is not JSON', httpRequest('GET', '/trpc/greet?input=%7Bnope', ann)],
     ['a batch input that is not an object', httpRequest('GET', `/trpc/greet?batch=1&input=${input(3)}`, ann)],
     [
+      'a batch input that is an array',
+      httpRequest('GET', `/trpc/greet?batch=1&input=${input([{ name: 'bob' }])}`, ann),
+    ],
+    ['a batch input of null', httpRequest('GET', `/trpc/greet?batch=1&input=null`, ann)],
+    [
       'a streaming batch',
       httpRequest('GET', `/trpc/greet?batch=1&input=${input({})}`, { 'trpc-accept': 'application/jsonl' }),
     ],
