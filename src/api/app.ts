@@ -34,6 +34,8 @@ const loginOutcome: Record<number, string> = {
   422: 'invalid',
 }
 const GET_ONLY = new Set(['/openapi.json', '/metrics'])
+/** More calls than any client batches, few enough that one request cannot queue unbounded work. */
+const MAX_TRPC_BATCH = 50
 
 const API_SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -84,6 +86,7 @@ export async function createApp(runtime: Runtime) {
   const trpcHttp = createTrpcHttp({
     router: trpcRouter,
     endpoint: '/trpc',
+    maxBatchSize: MAX_TRPC_BATCH,
     createContext: (request, responseHeaders) => context(request, responseHeaders),
     onError: logTrpcFailure,
   })
@@ -95,6 +98,7 @@ export async function createApp(runtime: Runtime) {
       endpoint: '/trpc',
       req: toWebRequest(request),
       router: trpcRouter,
+      maxBatchSize: MAX_TRPC_BATCH,
       createContext: ({ resHeaders }) => context(request, resHeaders),
       onError: ({ error }) => logTrpcFailure(error),
     })

@@ -35,6 +35,8 @@ const decoder = new TextDecoder()
 export function createTrpcHttp<Ctx extends object>(options: {
   router: TrpcRouter
   endpoint: string
+  /** Longer batches are left to tRPC, which refuses them with the same limit. */
+  maxBatchSize: number
   createContext(request: HttpRequest, responseHeaders: Map<string, string>): Ctx
   onError(error: TRPCError, path: string): void
 }) {
@@ -62,6 +64,7 @@ export function createTrpcHttp<Ctx extends object>(options: {
       return null
     }
     const paths = isBatch ? pathPart.split(',') : [pathPart]
+    if (paths.length > options.maxBatchSize) return null
     const called = paths.map((path) => procedures[path])
     if (called.some((procedure) => procedure?._def.type !== type)) return null
 

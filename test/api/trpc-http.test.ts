@@ -19,6 +19,7 @@ const failures: string[] = []
 const trpcHttp = createTrpcHttp({
   router: served,
   endpoint: '/trpc',
+  maxBatchSize: 3,
   createContext: contextFor,
   onError: (error, path) => failures.push(`${path}: ${error.code}`),
 })
@@ -146,6 +147,10 @@ describe('/trpc calls answered without tRPC’s fetch handler', () => {
     [
       'a batch input that is an array',
       httpRequest('GET', `/trpc/greet?batch=1&input=${input([{ name: 'bob' }])}`, ann),
+    ],
+    [
+      'a batch longer than the limit',
+      httpRequest('GET', '/trpc/slowDown,slowDown,slowDown,slowDown?batch=1'),
     ],
     ['a batch input of null', httpRequest('GET', `/trpc/greet?batch=1&input=null`, ann)],
     [

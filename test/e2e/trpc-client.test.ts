@@ -102,6 +102,21 @@ describe('tRPC over /trpc with @trpc/client', () => {
     expect(String(sessions[0].id)).toBe(claimsOf(accessToken).sid)
   })
 
+  it('answers a batch of up to 50 calls, and refuses a longer one', async () => {
+    const batch = (n: number) =>
+      fetch(`${server.url}/trpc/${Array(n).fill('system.healthz').join(',')}?batch=1`).then(async (r) => ({
+        status: r.status,
+        body: await r.json(),
+      }))
+    const fifty = await batch(50)
+    expect(fifty.status).toBe(200)
+    expect(fifty.body).toHaveLength(50)
+    expect(fifty.body[49]).toEqual({ result: { data: { status: 'ok' } } })
+    const longer = await batch(51)
+    expect(longer.status).toBe(400)
+    expect(longer.body.error.data.code).toBe('BAD_REQUEST')
+  })
+
   it('rotates the refresh token; a replay fails with UNAUTHORIZED and ends that session', async () => {
     const client = clientFor()
     const next = await client.auth.tokenRefresh.mutate({ refresh_token: refreshToken })
