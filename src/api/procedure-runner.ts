@@ -137,7 +137,8 @@ type RouterLike = { _def: { procedures: Record<string, unknown> } }
  * each called through `runProcedure`, so /trpc and REST run a procedure the same way.
  */
 export function withProcedureRunner<Router extends RouterLike>(router: Router): Router {
-  const procedures: Record<string, unknown> = {}
+  // No prototype: a call to `constructor` or `__proto__` must find no procedure, not Object's.
+  const procedures: Record<string, unknown> = Object.create(null)
   for (const [path, procedure] of Object.entries(router._def.procedures)) {
     const runnable = procedure as RunnableProcedure
     procedures[path] = Object.assign((options: CallOptions) => runProcedure(runnable, options), {

@@ -102,6 +102,14 @@ describe('tRPC over /trpc with @trpc/client', () => {
     expect(String(sessions[0].id)).toBe(claimsOf(accessToken).sid)
   })
 
+  it('finds no procedure behind names that Object.prototype has', async () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const reply = await fetch(`${server.url}/trpc/${name}`)
+      expect(reply.status, name).toBe(404)
+      expect((await reply.json()).error.data.code).toBe('NOT_FOUND')
+    }
+  })
+
   it('answers a batch of up to 50 calls, and refuses a longer one', async () => {
     const batch = (n: number) =>
       fetch(`${server.url}/trpc/${Array(n).fill('system.healthz').join(',')}?batch=1`).then(async (r) => ({
