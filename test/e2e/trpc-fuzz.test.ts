@@ -10,7 +10,7 @@ import { appRouter } from '../../src/api/router.ts'
 import { newUser } from '../support/e2e.ts'
 import { call, startServer } from '../support/server.ts'
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 60)
+const RUNS = Number(process.env.FUZZ_RUNS ?? 200)
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31)
 
 const server = await startServer({ RATE_LIMIT_PER_MINUTE: '1000' })
