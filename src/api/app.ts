@@ -87,7 +87,7 @@ export async function createApp(runtime: Runtime) {
     router: trpcRouter,
     endpoint: '/trpc',
     maxBatchSize: MAX_TRPC_BATCH,
-    createContext: (request, responseHeaders) => context(request, responseHeaders),
+    createContext: context,
     onError: logTrpcFailure,
   })
 

@@ -143,8 +143,6 @@ export function withProcedureRunner<Router extends RouterLike>(router: Router): 
     const runnable = procedure as RunnableProcedure
     procedures[path] = Object.assign((options: CallOptions) => runProcedure(runnable, options), {
       _def: runnable._def,
-      procedure: true,
-      meta: runnable._def.meta,
     })
   }
   return { ...router, _def: { ...router._def, procedures } }

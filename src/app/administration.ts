@@ -45,21 +45,20 @@ export function createAdministration(deps: {
    * to administer (nor re-open the bootstrap, which a deactivated or locked admin still blocks).
    * Within one process; several instances on one EventStoreDB would need a shared roster stream.
    */
-  let powerQueue: Promise<unknown> = Promise.resolve()
-  function whileStillAdmin<T>(adminId: number, run: () => Promise<T>): Promise<T> {
-    const next = powerQueue.then(async () => {
+  const powerChanges = oneAtATime()
+  function takePower<T>(adminId: number, userId: number, what: string, run: () => Promise<T>): Promise<T> {
+    notSelf(adminId, userId, what)
+    return powerChanges(async () => {
       const { state: admin } = await deps.commands.load(accountStream(adminId), accountDecider)
       const holdsPower =
         admin.status === 'active' && admin.role === 'admin' && !isLockedAt(admin, now().getTime())
       if (!holdsPower) throw new DomainError('FORBIDDEN', 'Not enough privileges')
       return run()
     })
-    powerQueue = next.catch(() => {})
-    return next
   }
 
   /** Bootstrap registrations run one at a time, so concurrent requests cannot each create "the first" admin. */
-  let bootstrapQueue: Promise<unknown> = Promise.resolve()
+  const bootstraps = oneAtATime()
 
   return {
     canBootstrap,
@@ -69,18 +68,17 @@ export function createAdministration(deps: {
      * token is accepted, re-checked inside the queue; null when it is refused.
      */
     bootstrap<T>(presented: string | null, create: () => Promise<T>): Promise<T | null> {
-      const run = bootstrapQueue.then(() => (canBootstrap(presented) ? create() : null))
-      bootstrapQueue = run.catch(() => {})
-      return run
+      return bootstraps(() => (canBootstrap(presented) ? create() : Promise.resolve(null)))
     },
 
     async setActive(adminId: number, userId: number, active: boolean): Promise<UserRow> {
-      const command = { type: active ? 'Activate' : 'Deactivate', data: {} } as const
-      if (active) await accounts.administer(userId, command, { actorId: adminId })
-      else {
-        notSelf(adminId, userId, 'deactivate')
-        await whileStillAdmin(adminId, () => accounts.administer(userId, command, { actorId: adminId }))
-      }
+      const change = () =>
+        accounts.administer(
+          userId,
+          { type: active ? 'Activate' : 'Deactivate', data: {} },
+          { actorId: adminId },
+        )
+      await (active ? change() : takePower(adminId, userId, 'deactivate', change))
       return accounts.mustFind(userId)
     },
 
@@ -90,11 +88,10 @@ export function createAdministration(deps: {
       note: string | null,
       durationMinutes: number | null,
     ): Promise<void> {
-      notSelf(adminId, userId, 'lock')
       const until = durationMinutes
         ? new Date(now().getTime() + durationMinutes * 60_000).toISOString()
         : null
-      await whileStillAdmin(adminId, () =>
+      await takePower(adminId, userId, 'lock', () =>
         accounts.administer(userId, { type: 'Lock', data: { note, until } }, { actorId: adminId }),
       )
     },
@@ -104,16 +101,14 @@ export function createAdministration(deps: {
     },
 
     async changeRole(adminId: number, userId: number, role: Role): Promise<UserRow> {
-      notSelf(adminId, userId, 'change the role of')
-      await whileStillAdmin(adminId, () =>
+      await takePower(adminId, userId, 'change the role of', () =>
         accounts.administer(userId, { type: 'ChangeRole', data: { role } }, { actorId: adminId }),
       )
       return accounts.mustFind(userId)
     },
 
     async delete(adminId: number, userId: number): Promise<void> {
-      notSelf(adminId, userId, 'delete')
-      await whileStillAdmin(adminId, async () => {
+      await takePower(adminId, userId, 'delete', async () => {
         const { state } = await deps.commands.load(accountStream(userId), accountDecider)
         if (state.status !== 'active' && state.status !== 'deactivated') {
           throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
@@ -128,3 +123,13 @@ export function createAdministration(deps: {
 }
 
 export type Administration = ReturnType<typeof createAdministration>
+
+/** Runs the functions given to it one after another, each after the previous one has settled. */
+function oneAtATime(): <T>(run: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve()
+  return (run) => {
+    const next = tail.then(run)
+    tail = next.catch(() => {})
+    return next
+  }
+}
