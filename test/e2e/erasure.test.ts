@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { AuditEvent } from '../../src/app/audit.ts'
 import {
   type Api,
   api,
@@ -148,16 +149,6 @@ async function expectGoneEverywhere(id: number, user: NewUser): Promise<void> {
   })
   expect(refused.status).toBe(401)
   expect(refused.body).toEqual({ detail: 'Incorrect username or password' })
-}
-
-type AuditEvent = {
-  stream: string
-  revision: number
-  type: string
-  occurred_at: string
-  actor_id: number | null
-  data: Record<string, unknown>
-  hash: string
 }
 
 async function history(id: number): Promise<AuditEvent[]> {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Api, api } from '../support/e2e.ts'
+import { type Api, api, USER_RESPONSE_KEYS } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 
 let server: TestServer
@@ -90,17 +90,7 @@ describe('GET /openapi.json', () => {
       'username',
     ])
     expect([...s.UserCreate.required].sort()).toEqual(['email', 'password', 'username'])
-    expect(Object.keys(s.UserResponse.properties).sort()).toEqual([
-      'created_at',
-      'email',
-      'full_name',
-      'id',
-      'is_2fa_enabled',
-      'is_active',
-      'is_locked',
-      'role',
-      'username',
-    ])
+    expect(Object.keys(s.UserResponse.properties).sort()).toEqual(USER_RESPONSE_KEYS)
     expect(s.UserResponse.properties.role.enum).toEqual(['user', 'vendor', 'admin', 'auditor'])
     const form = s.Body_login_for_access_token_auth_login_post
     expect(Object.keys(form.properties).sort()).toEqual([

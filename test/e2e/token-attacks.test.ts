@@ -38,9 +38,10 @@ import {
   register,
 } from '../support/e2e.ts'
 import type { TestServer } from '../support/server.ts'
+import { TOTP_PERIOD_MS, totp } from '../support/totp.ts'
 
 const ADMIN_BOOTSTRAP_TOKEN = 'token-attacks-bootstrap'
-const PERIOD_MS = 30_000
+const PERIOD_MS = TOTP_PERIOD_MS
 const MAIL_LOGGED = 'mail (no SMTP_URL configured, written to the log)'
 
 // ---------------------------------------------------------------- JWS by hand
@@ -377,35 +378,6 @@ describe('an expired access token', () => {
 })
 
 // ---------------------------------------------------------------- token-type confusion
-
-/** RFC 4648 base32 and RFC 6238 TOTP (SHA1, 6 digits, 30 s), independent of the service. */
-function base32Decode(text: string): Buffer {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-  const out: number[] = []
-  let buffer = 0
-  let bits = 0
-  for (const char of text.replace(/=+$/, '').toUpperCase()) {
-    const value = alphabet.indexOf(char)
-    if (value < 0) throw new Error(`not base32: ${char}`)
-    buffer = ((buffer << 5) | value) & 0xffff
-    bits += 5
-    if (bits >= 8) {
-      bits -= 8
-      out.push((buffer >> bits) & 0xff)
-    }
-  }
-  return Buffer.from(out)
-}
-
-function totp(secret: string, step: number): string {
-  const counter = Buffer.alloc(8)
-  counter.writeBigUInt64BE(BigInt(step))
-  const mac = createHmac('sha1', base32Decode(secret)).update(counter).digest()
-  const offset = mac[mac.length - 1] & 0x0f
-  const binary =
-    ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) | (mac[offset + 2] << 8) | mac[offset + 3]
-  return String(binary % 1_000_000).padStart(6, '0')
-}
 
 const stepNow = (): number => Math.floor(clock.now().getTime() / PERIOD_MS)
 

@@ -4,48 +4,15 @@
  * TOTP codes are computed here with node:crypto (RFC 6238), not with the service's code. The
  * service runs on a clock the test moves, so time steps are exact.
  */
-import { createHmac } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startControlledServer, type TestClock, testClock } from '../support/controlled-server.ts'
 import { api, claimsOf, login, type NewUser, newUser, type Reply, register } from '../support/e2e.ts'
 import type { call, TestServer } from '../support/server.ts'
+import { base32Decode, hotp, TOTP_PERIOD_MS, totp } from '../support/totp.ts'
 
-// --- RFC 4648 base32 and RFC 6238 TOTP (SHA1, 6 digits, 30 s), independent of the service ---
-
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-
-function base32Decode(text: string): Buffer {
-  const clean = text.replace(/=+$/, '').toUpperCase()
-  const out: number[] = []
-  let buffer = 0
-  let bits = 0
-  for (const char of clean) {
-    const value = BASE32.indexOf(char)
-    if (value < 0) throw new Error(`not base32: ${char}`)
-    buffer = ((buffer << 5) | value) & 0xffff
-    bits += 5
-    if (bits >= 8) {
-      bits -= 8
-      out.push((buffer >> bits) & 0xff)
-    }
-  }
-  return Buffer.from(out)
-}
-
-function hotp(key: Buffer, counter: number, digits = 6): string {
-  const message = Buffer.alloc(8)
-  message.writeBigUInt64BE(BigInt(counter))
-  const mac = createHmac('sha1', key).update(message).digest()
-  const offset = mac[mac.length - 1] & 0x0f
-  const binary =
-    ((mac[offset] & 0x7f) << 24) | (mac[offset + 1] << 16) | (mac[offset + 2] << 8) | mac[offset + 3]
-  return String(binary % 10 ** digits).padStart(digits, '0')
-}
-
-const PERIOD_MS = 30_000
+const PERIOD_MS = TOTP_PERIOD_MS
 const ADMIN_BOOTSTRAP_TOKEN = 'two-factor-e2e-bootstrap'
 const stepAt = (date: Date): number => Math.floor(date.getTime() / PERIOD_MS)
-const totp = (secret: string, step: number): string => hotp(base32Decode(secret), step)
 
 /** A well-formed code that is valid for none of the steps around `step`. */
 function wrongCode(secret: string, step: number): string {
