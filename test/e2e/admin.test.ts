@@ -466,15 +466,14 @@ describe('admin routes', () => {
       }
     })
 
+    const adminPost = async (path: string, userId: number): Promise<number> =>
+      (await request('POST', path, { json: { user_id: userId }, token: admin.token })).status
+
     it('unlock clears the failed-login counter (after an admin lock)', async () => {
       const { user, id } = await newAccount('unlockcount')
       for (let i = 0; i < 4; i++) expectUnauthorized(await wrongPassword(user))
-      expect(
-        (await request('POST', '/admin/lock', { json: { user_id: id }, token: admin.token })).status,
-      ).toBe(200)
-      expect(
-        (await request('POST', '/admin/unlock', { json: { user_id: id }, token: admin.token })).status,
-      ).toBe(200)
+      expect(await adminPost('/admin/lock', id)).toBe(200)
+      expect(await adminPost('/admin/unlock', id)).toBe(200)
       // A fifth failure in a row would lock the account, were the counter still at 4.
       expectUnauthorized(await wrongPassword(user))
       expect((await loginReply(user)).status).toBe(200)
@@ -483,9 +482,7 @@ describe('admin routes', () => {
     it('unlock clears the failed-login counter (without a lock)', async () => {
       const { user, id } = await newAccount('unlockonly')
       for (let i = 0; i < 4; i++) expectUnauthorized(await wrongPassword(user))
-      expect(
-        (await request('POST', '/admin/unlock', { json: { user_id: id }, token: admin.token })).status,
-      ).toBe(200)
+      expect(await adminPost('/admin/unlock', id)).toBe(200)
       expectUnauthorized(await wrongPassword(user))
       expect((await loginReply(user)).status).toBe(200)
     })

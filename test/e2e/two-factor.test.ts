@@ -554,14 +554,17 @@ describe('the challenge flow at POST /vendor/login and POST /admin/login', () =>
     return setup.body.secret
   }
 
-  /** A role login that must answer a TwoFactorChallenge; verify-2fa then gives a full Token. */
-  async function challengeThenVerify(
-    path: string,
-    user: NewUser,
-    secret: string,
-    role: string,
-  ): Promise<void> {
-    const reply = await request('POST', path, { json: { username: user.username, password: user.password } })
+  /**
+   * A role login gives a plain Token until 2FA is enabled; then it must answer a
+   * TwoFactorChallenge, and verify-2fa gives a full Token.
+   */
+  async function enableThenChallenge(path: string, user: NewUser, role: string): Promise<void> {
+    const credentials = { username: user.username, password: user.password }
+    const first = await request('POST', path, { json: credentials })
+    expect(first.status).toBe(200)
+    expect(first.body.requires_2fa).toBeUndefined()
+    const secret = await enable(first.body.access_token)
+    const reply = await request('POST', path, { json: credentials })
     expect(reply.status, JSON.stringify(reply.body)).toBe(200)
     expect(Object.keys(reply.body).sort()).toEqual([
       'access_token',
@@ -598,13 +601,7 @@ describe('the challenge flow at POST /vendor/login and POST /admin/login', () =>
       json: { ...vendor, company_name: 'Two Factor Goods' },
     })
     expect(created.status, JSON.stringify(created.body)).toBe(200)
-    const first = await request('POST', '/vendor/login', {
-      json: { username: vendor.username, password: vendor.password },
-    })
-    expect(first.status).toBe(200)
-    expect(first.body.requires_2fa).toBeUndefined()
-    const secret = await enable(first.body.access_token)
-    await challengeThenVerify('/vendor/login', vendor, secret, 'vendor')
+    await enableThenChallenge('/vendor/login', vendor, 'vendor')
   })
 
   it('POST /admin/login answers a challenge for a 2FA admin, and verify-2fa an admin Token', async () => {
@@ -615,13 +612,7 @@ describe('the challenge flow at POST /vendor/login and POST /admin/login', () =>
     })
     expect(created.status, JSON.stringify(created.body)).toBe(200)
     expect(created.body.role).toBe('admin')
-    const first = await request('POST', '/admin/login', {
-      json: { username: admin.username, password: admin.password },
-    })
-    expect(first.status).toBe(200)
-    expect(first.body.requires_2fa).toBeUndefined()
-    const secret = await enable(first.body.access_token)
-    await challengeThenVerify('/admin/login', admin, secret, 'admin')
+    await enableThenChallenge('/admin/login', admin, 'admin')
   })
 
   it('a 2FA user of another role gets 401 there, not a challenge', async () => {
