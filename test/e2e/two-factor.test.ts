@@ -118,6 +118,14 @@ async function enrolledUser(tag: string): Promise<Enrolled> {
   }
 }
 
+/** A TwoFactorChallenge: a 5-minute challenge token, and nothing else (no refresh token). */
+function expectChallenge(reply: Reply): void {
+  expect(Object.keys(reply.body).sort()).toEqual(['access_token', 'expires_in', 'requires_2fa', 'token_type'])
+  expect(reply.body.requires_2fa).toBe(true)
+  expect(reply.body.expires_in).toBe(300)
+  expect(reply.body.token_type).toBe('bearer')
+}
+
 async function challengeFor(user: NewUser): Promise<string> {
   const reply = await passwordLogin(user)
   expect(reply.status, JSON.stringify(reply.body)).toBe(200)
@@ -274,15 +282,7 @@ describe('login of a 2FA account', () => {
       form: { username: account.user.username, password: account.user.password },
     })
     expect(reply.status).toBe(200)
-    expect(Object.keys(reply.body).sort()).toEqual([
-      'access_token',
-      'expires_in',
-      'requires_2fa',
-      'token_type',
-    ])
-    expect(reply.body.requires_2fa).toBe(true)
-    expect(reply.body.expires_in).toBe(300)
-    expect(reply.body.token_type).toBe('bearer')
+    expectChallenge(reply)
     expect(reply.body.refresh_token).toBeUndefined()
     expect(reply.body.access_token.split('.')).toHaveLength(3)
   })
@@ -566,15 +566,7 @@ describe('the challenge flow at POST /vendor/login and POST /admin/login', () =>
     const secret = await enable(first.body.access_token)
     const reply = await request('POST', path, { json: credentials })
     expect(reply.status, JSON.stringify(reply.body)).toBe(200)
-    expect(Object.keys(reply.body).sort()).toEqual([
-      'access_token',
-      'expires_in',
-      'requires_2fa',
-      'token_type',
-    ])
-    expect(reply.body.requires_2fa).toBe(true)
-    expect(reply.body.expires_in).toBe(300)
-    expect(reply.body.token_type).toBe('bearer')
+    expectChallenge(reply)
     const challenge = reply.body.access_token
     expect((await request('GET', '/protected', { token: challenge })).status).toBe(401)
     nextStep()
