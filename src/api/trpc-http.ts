@@ -75,8 +75,8 @@ export function createTrpcHttp<Ctx extends object>(options: {
     } catch {
       return null
     }
-    const batchInputsValid = inputs === undefined || (isObject(inputs) && !Array.isArray(inputs))
-    if (isBatch && !batchInputsValid) return null
+    // tRPC refuses a batch whose input is not a plain object; it answers that itself.
+    if (isBatch && inputs !== undefined && !isRecord(inputs)) return null
     const inputOf = (index: number): unknown =>
       isBatch ? (inputs as Record<number, unknown> | undefined)?.[index] : inputs
 
@@ -119,8 +119,8 @@ export function createTrpcHttp<Ctx extends object>(options: {
   }
 }
 
-function isObject(value: unknown): value is object {
-  return typeof value === 'object' && value !== null
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function isStreamRequest(request: HttpRequest): boolean {
