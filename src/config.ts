@@ -23,6 +23,12 @@ export type Config = {
   publicUrl: string
   /** Minutes between signed checkpoints written to DATA_DIR/checkpoints; 0 turns them off. */
   checkpointIntervalMinutes: number
+  /** When set, `/metrics` needs it as a bearer token. */
+  metricsToken: string | null
+  /** A refresh token rotated at most this long ago is not a reuse (two tabs refreshing at once). */
+  refreshReuseGraceSeconds: number
+  /** Absolute session lifetime from the login, whatever the refreshes. */
+  sessionMaxAgeSeconds: number
 }
 
 export class ConfigError extends Error {
@@ -81,5 +87,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingKeyPem: env.JWT_PRIVATE_KEY_PEM || null,
     publicUrl: env.PUBLIC_URL?.trim() || `http://${host}:${port}`,
     checkpointIntervalMinutes: integer(env, 'CHECKPOINT_INTERVAL_MINUTES', 60, 0),
+    metricsToken: env.METRICS_TOKEN || null,
+    refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0),
+    sessionMaxAgeSeconds: integer(env, 'SESSION_MAX_AGE_SECONDS', 2_592_000, 1),
   }
 }

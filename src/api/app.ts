@@ -3,6 +3,7 @@
  * document, the docs page and metrics. `serve` takes the service's own request shape (what the
  * Node server builds cheaply); `handle` is the same as a web-standard `(Request) => Response`.
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch'
 import type { Runtime } from '../app/runtime.ts'
 import { createDocs } from './docs.ts'
@@ -34,6 +35,11 @@ const loginOutcome: Record<number, string> = {
   422: 'invalid',
 }
 const GET_ONLY = new Set(['/openapi.json', '/metrics'])
+const methodNotAllowed = () => ({
+  response: jsonResponse({ detail: 'Method Not Allowed' }, 405),
+  label: 'unmatched',
+})
+const sha256 = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest()
 /** More calls than any client batches, few enough that one request cannot queue unbounded work. */
 const MAX_TRPC_BATCH = 50
 
@@ -60,6 +66,18 @@ export async function createApp(runtime: Runtime) {
   const serveDocs = createDocs()
   let openApiJson: string | null = null
   const trpcRouter = withProcedureRunner(appRouter)
+  const metricsTokenDigest = config.metricsToken ? sha256(config.metricsToken) : null
+
+  /**
+   * With METRICS_TOKEN set, /metrics needs it as the bearer token. Both sides are hashed first,
+   * so the constant-time comparison sees equal lengths and the token's length does not leak.
+   */
+  function metricsAllowed(request: HttpRequest): boolean {
+    if (!metricsTokenDigest) return true
+    const authorization = request.header('authorization')
+    if (!authorization || !/^bearer /i.test(authorization)) return false
+    return timingSafeEqual(sha256(authorization.slice(7).trim()), metricsTokenDigest)
+  }
 
   function context(request: HttpRequest, responseHeaders: ResponseHeaders): Context {
     const authorization = request.header('authorization')
@@ -112,20 +130,22 @@ export async function createApp(runtime: Runtime) {
   ): Promise<{ response: HttpResponse; label: string }> {
     if (pathname === '/trpc' || pathname.startsWith('/trpc/'))
       return { response: await serveTrpc(request, pathname, query), label: 'trpc' }
-    const isDocs = pathname === '/docs' || pathname.startsWith('/docs/')
-    if (GET_ONLY.has(pathname) || isDocs) {
-      const response = await serveFixed(pathname)
-      if (response) {
-        // These paths serve GET only; another method is a 405 as on the REST routes.
-        if (request.method !== 'GET')
-          return { response: jsonResponse({ detail: 'Method Not Allowed' }, 405), label: 'unmatched' }
-        return { response, label: isDocs ? '/docs' : pathname }
+    // The fixed paths serve GET only; another method is a 405 as on the REST routes.
+    if (GET_ONLY.has(pathname)) {
+      if (request.method !== 'GET') return methodNotAllowed()
+      if (pathname === '/metrics' && !metricsAllowed(request)) {
+        const response = jsonResponse({ detail: 'Not authenticated' }, 401, { 'www-authenticate': 'Bearer' })
+        return { response, label: pathname }
       }
+      return { response: await serveFixed(pathname), label: pathname }
+    }
+    const isDocs = pathname === '/docs' || pathname.startsWith('/docs/')
+    if (isDocs) {
+      const response = await serveDocs(pathname)
+      if (response) return request.method === 'GET' ? { response, label: '/docs' } : methodNotAllowed()
     }
     const match = rest.match(request.method, pathname)
-    if (match === 'method_not_allowed') {
-      return { response: jsonResponse({ detail: 'Method Not Allowed' }, 405), label: 'unmatched' }
-    }
+    if (match === 'method_not_allowed') return methodNotAllowed()
     if (!match) return { response: jsonResponse({ detail: 'Not Found' }, 404), label: 'unmatched' }
     const responseHeaders = new Map<string, string>()
     const response = await rest.handle(
@@ -139,20 +159,18 @@ export async function createApp(runtime: Runtime) {
     return { response, label: match.route.template }
   }
 
-  async function serveFixed(pathname: string): Promise<HttpResponse | null> {
+  /** `/openapi.json` or `/metrics` (the GET_ONLY paths). */
+  async function serveFixed(pathname: string): Promise<HttpResponse> {
     if (pathname === '/openapi.json') {
       openApiJson ??= JSON.stringify(buildOpenApiDocument(config.publicUrl))
       return { status: 200, headers: { 'content-type': 'application/json' }, body: openApiJson }
     }
-    if (pathname === '/metrics') {
-      const pending = await runtime.store.readAll({ fromPosition: runtime.runner.position, limit: 100_000 })
-      const body = metrics.render({
-        projectionLagEvents: pending.length,
-        projectionPosition: runtime.runner.position,
-      })
-      return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4' }, body }
-    }
-    return serveDocs(pathname)
+    const pending = await runtime.store.readAll({ fromPosition: runtime.runner.position, limit: 100_000 })
+    const body = metrics.render({
+      projectionLagEvents: pending.length,
+      projectionPosition: runtime.runner.position,
+    })
+    return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4' }, body }
   }
 
   async function serve(request: HttpRequest): Promise<HttpResponse> {
