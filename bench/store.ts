@@ -171,7 +171,10 @@ async function commandAppends(count: number): Promise<void> {
               type: 'RecordFailedLogin',
               data: { reason: 'password', now: Date.now(), ip_address: ip(), user_agent: userAgent() },
             }
-          : { type: 'RecordSuccessfulLogin', data: { now: Date.now() } },
+          : {
+              type: 'RecordSuccessfulLogin',
+              data: { now: Date.now(), verified_at_revision: Number.MAX_SAFE_INTEGER },
+            },
         { actorId: id, owner: id },
       )
       if (result.events.length !== 1) throw new Error(`expected one event, got ${result.events.length}`)

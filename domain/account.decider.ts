@@ -1,6 +1,7 @@
 import type { AccountEvent, AccountRegistered, SessionsRevoked } from './account.events.ts'
 import {
   type Account,
+  authenticationVoidedSince,
   type ExistingAccount,
   evolveAccount,
   initialAccount,
@@ -9,14 +10,15 @@ import {
 } from './account.ts'
 import { DomainError } from './errors.ts'
 import type { Role } from './event.ts'
-import { automaticLockMinutes, MAX_CONSECUTIVE_FAILURES } from './lockout.ts'
+import { ACCOUNT_LOCK_THRESHOLD, automaticLockMinutes } from './lockout.ts'
 
 type Client = { ip_address: string | null; user_agent: string | null }
 
 export type AccountCommand =
   | { type: 'Register'; data: AccountRegistered['data'] }
   | { type: 'RecordFailedLogin'; data: Client & { reason: 'password' | 'second_factor'; now: number } }
-  | { type: 'RecordSuccessfulLogin'; data: { now: number } }
+  /** `verified_at_revision`: the account revision whose password hash (or challenge) was checked. */
+  | { type: 'RecordSuccessfulLogin'; data: { now: number; verified_at_revision: number } }
   | { type: 'Lock'; data: { note: string | null; until: string | null } }
   | { type: 'Unlock'; data: Record<string, never> }
   | { type: 'Deactivate'; data: Record<string, never> }
@@ -29,16 +31,25 @@ export type AccountCommand =
         full_name?: string | null
         password_hash?: string
         current_session_id: number | null
+        /** The revision whose password the current password was checked against. */
+        verified_at_revision: number
       }
     }
-  | { type: 'RehashPassword'; data: { password_hash: string } }
+  /** Replaces `previous_hash` only: a rehash racing a password change must not undo it. */
+  | { type: 'RehashPassword'; data: { password_hash: string; previous_hash: string } }
   | { type: 'StartTotpEnrollment'; data: { secret: string } }
   | { type: 'EnableTotp'; data: { step: number; recovery_code_hashes: string[] } }
-  | { type: 'AcceptSecondFactor'; data: { totp_step: number } | { recovery_index: number } }
+  | {
+      type: 'AcceptSecondFactor'
+      data: ({ totp_step: number } | { recovery_index: number }) & { challenge_revision: number }
+    }
   | { type: 'DisableTotp'; data: Record<string, never> }
   | { type: 'RequestPasswordReset'; data: { token_hash: string; expires_at: string } }
   | { type: 'CompletePasswordReset'; data: { token_hash: string; password_hash: string; now: number } }
   | { type: 'Delete'; data: Record<string, never> }
+
+export const invalidChallenge = (): DomainError =>
+  new DomainError('INVALID_CREDENTIALS', 'Invalid challenge token')
 
 function existing(state: Account): ExistingAccount {
   if (state.status === 'none' || state.status === 'erased') {
@@ -71,7 +82,7 @@ function recordFailedLogin(
   const { now, reason, ip_address, user_agent } = command.data
   assertNotLocked(account, now)
   const events: AccountEvent[] = [{ type: 'LoginFailed', data: { reason, ip_address, user_agent } }]
-  if (account.failedLogins + 1 >= MAX_CONSECUTIVE_FAILURES) {
+  if (account.failedLogins + 1 >= ACCOUNT_LOCK_THRESHOLD) {
     const minutes = automaticLockMinutes(account.automaticLocks)
     const until = new Date(now + minutes * 60_000).toISOString()
     events.push({ type: 'AccountLocked', data: { reason: 'too_many_failures', note: null, until } })
@@ -79,13 +90,25 @@ function recordFailedLogin(
   return events
 }
 
+/** Whether a password or challenge checked at `verifiedAtRevision` may still start a session now. */
+export function assertCanLogIn(
+  account: ExistingAccount,
+  now: number,
+  verifiedAtRevision: number,
+  voided = 'Incorrect username or password',
+): void {
+  assertNotLocked(account, now)
+  if (account.status === 'deactivated') throw new DomainError('ACCOUNT_DEACTIVATED', 'Account is deactivated')
+  if (authenticationVoidedSince(account, verifiedAtRevision))
+    throw new DomainError('INVALID_CREDENTIALS', voided)
+}
+
 function recordSuccessfulLogin(
   command: Extract<AccountCommand, { type: 'RecordSuccessfulLogin' }>,
   state: Account,
 ): AccountEvent[] {
   const account = existing(state)
-  assertNotLocked(account, command.data.now)
-  if (account.status === 'deactivated') throw new DomainError('ACCOUNT_DEACTIVATED', 'Account is deactivated')
+  assertCanLogIn(account, command.data.now, command.data.verified_at_revision)
   const needsClearing = account.failedLogins > 0 || account.automaticLocks > 0
   return needsClearing ? [{ type: 'FailedLoginsCleared', data: {} }] : []
 }
@@ -95,7 +118,11 @@ function updateProfile(
   state: Account,
 ): AccountEvent[] {
   const account = existing(state)
-  const { email, full_name, password_hash, current_session_id } = command.data
+  const { email, full_name, password_hash, current_session_id, verified_at_revision } = command.data
+  // Email and password changes were allowed by the current password: refused if it changed since.
+  if ((email || password_hash) && authenticationVoidedSince(account, verified_at_revision)) {
+    throw new DomainError('INVALID_CREDENTIALS', 'Current password is incorrect')
+  }
   const events: AccountEvent[] = []
   if (email && email.email_key !== account.emailKey) {
     events.push({
@@ -120,6 +147,7 @@ function acceptSecondFactor(
   const account = existing(state)
   if (!isTotpEnabled(account))
     throw new DomainError('TWO_FACTOR_NOT_ENABLED', 'Two-factor authentication is not enabled')
+  if (authenticationVoidedSince(account, command.data.challenge_revision)) throw invalidChallenge()
   const events: AccountEvent[] = []
   if ('totp_step' in command.data) {
     const { totp_step } = command.data
@@ -187,7 +215,7 @@ export function decideAccount(command: AccountCommand, state: Account): AccountE
     case 'UpdateProfile':
       return updateProfile(command, state)
     case 'RehashPassword':
-      existing(state)
+      if (existing(state).passwordHash !== command.data.previous_hash) return []
       return [
         { type: 'PasswordChanged', data: { password_hash: command.data.password_hash, reason: 'rehash' } },
       ]

@@ -30,6 +30,12 @@ export type ExistingAccount = {
   resetTokens: ResetToken[]
   /** Revision of the last event folded; sessions remember the revision they started at. */
   revision: number
+  /**
+   * Revision of the last event that voids authentications in progress: a password or 2FA change,
+   * a lock, a deactivation, a revocation of sessions. A login or 2FA challenge checked against an
+   * older revision is refused, so nothing started before such a change survives it.
+   */
+  authRevision: number
   sessionRevocations: SessionRevocation[]
 }
 
@@ -45,6 +51,11 @@ const NO_TOTP: Totp = { pendingSecret: null, secret: null, lastStep: null, recov
 export function isLockedAt(account: ExistingAccount, nowMs: number): boolean {
   if (!account.lock) return false
   return account.lock.until === null || Date.parse(account.lock.until) > nowMs
+}
+
+/** An admin's lock also stops the sessions already open; an automatic one only new logins. */
+export function isLockedByAdminAt(account: ExistingAccount, nowMs: number): boolean {
+  return account.lock?.reason === 'admin' && isLockedAt(account, nowMs)
 }
 
 export function isTotpEnabled(account: ExistingAccount): boolean {
@@ -72,12 +83,35 @@ export function evolveAccount(state: Account, event: AccountEvent): Account {
       totp: NO_TOTP,
       resetTokens: [],
       revision: 0,
+      authRevision: 0,
       sessionRevocations: [],
     }
   }
   if (state.status === 'none' || state.status === 'erased') return state
   const next = applyToExisting(state, event)
-  return next.status === 'erased' ? next : { ...next, revision: state.revision + 1 }
+  if (next.status === 'erased') return next
+  const revision = state.revision + 1
+  return { ...next, revision, authRevision: voidsAuthentications(event) ? revision : next.authRevision }
+}
+
+function voidsAuthentications(event: AccountEvent): boolean {
+  switch (event.type) {
+    case 'PasswordChanged':
+      return event.data.reason !== 'rehash'
+    case 'AccountLocked':
+    case 'AccountDeactivated':
+    case 'SessionsRevoked':
+    case 'TotpEnabled':
+    case 'TotpDisabled':
+      return true
+    default:
+      return false
+  }
+}
+
+/** True when the account changed in a way that voids an authentication checked at `revision`. */
+export function authenticationVoidedSince(account: ExistingAccount, revision: number): boolean {
+  return account.authRevision > revision
 }
 
 export function isSessionRevokedByAccount(
@@ -115,7 +149,8 @@ function applyToExisting(
     case 'RoleChanged':
       return { ...state, role: event.data.role }
     case 'EmailChanged':
-      return { ...state, email: event.data.email, emailKey: event.data.email_key }
+      // The old mailbox must not keep a way in: outstanding reset tokens die with the address.
+      return { ...state, email: event.data.email, emailKey: event.data.email_key, resetTokens: [] }
     case 'FullNameChanged':
       return { ...state, fullName: event.data.full_name }
     case 'PasswordChanged':

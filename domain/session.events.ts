@@ -10,13 +10,23 @@ export type SessionStarted = Event<
     amr: string[]
     refresh_token_hash: string
     expires_at: string
+    /** The absolute end of the session, whatever its refreshes (absent on sessions from before it existed). */
+    ends_at?: string
     ip_address: string | null
     user_agent: string | null
   }
 >
 export type SessionRefreshed = Event<
   'SessionRefreshed',
-  { user_id: number; refresh_token_hash: string; expires_at: string }
+  {
+    user_id: number
+    refresh_token_hash: string
+    expires_at: string
+    /** When the rotation happened; a token rotated out moments ago may be presented once more. */
+    refreshed_at?: string
+    /** Set when the presented token was rotated out within the reuse grace period (two tabs). */
+    within_grace?: true
+  }
 >
 export type SessionRevoked = Event<
   'SessionRevoked',

@@ -11,13 +11,18 @@ export type Session =
       amr: string[]
       refreshTokenHash: string
       /**
-       * Hashes of the last `REMEMBERED_ROTATIONS` rotated-out refresh tokens: presenting one
-       * again means the token was stolen. Older ones are merely invalid; without the bound a
+       * The last `REMEMBERED_ROTATIONS` rotated-out refresh tokens (hash, and when it was rotated
+       * out if known): presenting one again means the token was stolen, unless it was rotated out
+       * within the reuse grace period. Older ones are merely invalid; without the bound a
        * long-lived session's state would grow with every refresh.
        */
-      rotatedHashes: string[]
+      rotated: RotatedToken[]
       expiresAt: string
+      /** Absolute end of the session, or null for sessions started before there was one. */
+      endsAt: string | null
     }
+
+export type RotatedToken = { hash: string; atMs: number | null }
 
 export const initialSession: Session = { status: 'none' }
 
@@ -27,7 +32,14 @@ export type SessionCommand =
   | { type: 'Start'; data: SessionStarted['data'] }
   | {
       type: 'Refresh'
-      data: { presented_hash: string; refresh_token_hash: string; expires_at: string; now: number }
+      data: {
+        presented_hash: string
+        refresh_token_hash: string
+        expires_at: string
+        now: number
+        /** A token rotated out at most this long ago is not a reuse (two tabs refreshing at once). */
+        grace_ms: number
+      }
     }
   | { type: 'Revoke'; data: { reason: 'user' | 'refresh_token_reuse' } }
 
@@ -43,15 +55,22 @@ export function evolveSession(state: Session, event: SessionEvent): Session {
         accountRevision: d.account_revision,
         amr: d.amr,
         refreshTokenHash: d.refresh_token_hash,
-        rotatedHashes: [],
+        rotated: [],
         expiresAt: d.expires_at,
+        endsAt: d.ends_at ?? null,
       }
     }
     case 'SessionRefreshed':
       if (state.status === 'none') return state
       return {
         ...state,
-        rotatedHashes: [...state.rotatedHashes.slice(1 - REMEMBERED_ROTATIONS), state.refreshTokenHash],
+        rotated: [
+          ...state.rotated.slice(1 - REMEMBERED_ROTATIONS),
+          {
+            hash: state.refreshTokenHash,
+            atMs: event.data.refreshed_at ? Date.parse(event.data.refreshed_at) : null,
+          },
+        ],
         refreshTokenHash: event.data.refresh_token_hash,
         expiresAt: event.data.expires_at,
       }
@@ -73,13 +92,35 @@ export function decideSession(command: SessionCommand, state: Session): SessionE
       return [{ type: 'SessionStarted', data: command.data }]
     case 'Refresh': {
       if (state.status !== 'active') throw invalidRefresh()
-      const { presented_hash, refresh_token_hash, expires_at, now } = command.data
-      if (state.rotatedHashes.includes(presented_hash)) {
+      const { presented_hash, refresh_token_hash, now, grace_ms } = command.data
+      if (Date.parse(state.expiresAt) <= now || (state.endsAt !== null && Date.parse(state.endsAt) <= now))
+        throw invalidRefresh()
+      const refreshed = {
+        user_id: state.userId,
+        refresh_token_hash,
+        expires_at:
+          state.endsAt !== null && state.endsAt < command.data.expires_at
+            ? state.endsAt
+            : command.data.expires_at,
+        refreshed_at: new Date(now).toISOString(),
+      }
+      if (state.rotated.some((r) => r.hash === presented_hash)) {
+        // The loser of two tabs refreshing at once holds the token rotated out just now. It gets
+        // the session's next token, and the one the winner got is rotated out in turn, so only
+        // one line of tokens stays alive. Any older token, or this one later, is a theft.
+        const last = state.rotated.at(-1)
+        if (
+          grace_ms > 0 &&
+          last?.hash === presented_hash &&
+          last.atMs !== null &&
+          now - last.atMs <= grace_ms
+        ) {
+          return [{ type: 'SessionRefreshed', data: { ...refreshed, within_grace: true } }]
+        }
         return [{ type: 'SessionRevoked', data: { user_id: state.userId, reason: 'refresh_token_reuse' } }]
       }
-      if (presented_hash !== state.refreshTokenHash || Date.parse(state.expiresAt) <= now)
-        throw invalidRefresh()
-      return [{ type: 'SessionRefreshed', data: { user_id: state.userId, refresh_token_hash, expires_at } }]
+      if (presented_hash !== state.refreshTokenHash) throw invalidRefresh()
+      return [{ type: 'SessionRefreshed', data: refreshed }]
     }
     case 'Revoke':
       if (state.status === 'none') throw new DomainError('SESSION_NOT_FOUND', 'Session not found')

@@ -75,10 +75,12 @@ export const LoginResult = z.union([Token, TwoFactorChallenge])
 
 export const PasswordResetRequest = z.object({ email: Email }).meta({ id: 'PasswordResetRequest' })
 export const PasswordReset = z
-  .object({ token: z.string().min(1).max(200), new_password: Password })
+  .object({ token: z.string().min(1).max(8192), new_password: Password })
   .meta({ id: 'PasswordReset' })
 export const TokenRefresh = z
-  .object({ refresh_token: z.string().min(1).max(200) })
+  // Generous on purpose: a wrong kind of token (an access token, say) is an invalid refresh
+  // token, 401, not a validation error.
+  .object({ refresh_token: z.string().min(1).max(8192) })
   .meta({ id: 'TokenRefresh' })
 export const Message = z.looseObject({ message: z.string() }).meta({ id: 'Message' })
 export const RecoveryCodesMessage = Message.extend({ recovery_codes: z.array(z.string()) })

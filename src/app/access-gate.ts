@@ -1,8 +1,8 @@
 /**
  * The token check on every protected request: a cached signature check, then the session
  * and account as the read models see them, cached in memory and dropped by the projection
- * runner whenever an event touches them. A revoked session or a locked, deactivated, deleted
- * or re-roled account stops its tokens at once, not at `exp`.
+ * runner whenever an event touches them. A revoked session or an account locked by an admin,
+ * deactivated, deleted or re-roled stops its tokens at once, not at `exp`.
  */
 import type { Role } from '../../domain/event.ts'
 import type { RecordedEvent } from '../eventstore/event-store.ts'
@@ -66,7 +66,8 @@ export function createAccessGate(
           username: row.username,
           role: row.role,
           active: row.is_active === 1,
-          lockedUntil: row.locked_until ? Date.parse(row.locked_until) : 0,
+          // An automatic lock (failed logins) stops new logins, not the sessions already open.
+          lockedUntil: row.locked_until && row.lock_reason === 'admin' ? Date.parse(row.locked_until) : 0,
         }
       : null
     return bounded(users, id, entry)

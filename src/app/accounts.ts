@@ -9,6 +9,7 @@ import type { Queries, UserRow } from '../readstore/queries.ts'
 import type { PasswordHasher } from '../security/passwords.ts'
 import type { CommandContext, CommandHandler } from './command-handler.ts'
 import { reserveId } from './id-sequence.ts'
+import { type LoginThrottle, throttleKey } from './login-throttle.ts'
 import { accountStream } from './streams.ts'
 import type { UniqueClaims } from './unique-claims.ts'
 
@@ -28,11 +29,12 @@ export type AccountsDeps = {
   queries: Queries
   claims: UniqueClaims
   passwords: PasswordHasher
+  throttle: LoginThrottle
   now: () => Date
 }
 
 export function createAccounts(deps: AccountsDeps) {
-  const { store, commands, runner, queries, claims, passwords, now } = deps
+  const { store, commands, runner, queries, claims, passwords, throttle, now } = deps
 
   async function register(input: NewAccount, context: CommandContext): Promise<UserRow> {
     const problem = passwordProblem(input.password, { username: input.username, email: input.email })
@@ -83,29 +85,35 @@ export function createAccounts(deps: AccountsDeps) {
     input: { email?: string; full_name?: string | null; password?: string; current_password?: string },
     context: CommandContext & { sessionId: number | null },
   ): Promise<UserRow> {
-    const { state } = await commands.load(accountStream(userId), accountDecider)
+    const { state, revision } = await commands.load(accountStream(userId), accountDecider)
     if (state.status !== 'active' && state.status !== 'deactivated') {
       throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
     }
     const changesEmail = input.email !== undefined && claims.keyOf('email', input.email) !== state.emailKey
     if (changesEmail || input.password !== undefined) {
-      const ok =
-        input.current_password !== undefined &&
-        (await passwords.verify(state.passwordHash, input.current_password))
-      if (!ok) {
-        // A stolen access token must not become an unlimited password oracle: count it as a failed login.
-        const failed = await commands.handle(
-          accountStream(userId),
-          accountDecider,
-          {
-            type: 'RecordFailedLogin',
-            data: { reason: 'password', now: now().getTime(), ip_address: null, user_agent: null },
-          },
-          { ...context, owner: userId },
-        )
-        await runner.waitFor(failed.position)
-        throw new DomainError('INVALID_CREDENTIALS', 'Current password is incorrect')
-      }
+      // A stolen access token must not become a password oracle: wrong current passwords are
+      // throttled per session and count as failed logins of the account.
+      await throttle.guard(
+        throttleKey(`session-${context.sessionId}`, state.username),
+        async () => {
+          const ok =
+            input.current_password !== undefined &&
+            (await passwords.verify(state.passwordHash, input.current_password))
+          if (ok) return
+          const failed = await commands.handle(
+            accountStream(userId),
+            accountDecider,
+            {
+              type: 'RecordFailedLogin',
+              data: { reason: 'password', now: now().getTime(), ip_address: null, user_agent: null },
+            },
+            { ...context, owner: userId },
+          )
+          await runner.waitFor(failed.position)
+          throw new DomainError('INVALID_CREDENTIALS', 'Current password is incorrect')
+        },
+        () => true,
+      )
     }
     let passwordHash: string | undefined
     if (input.password !== undefined) {
@@ -134,6 +142,7 @@ export function createAccounts(deps: AccountsDeps) {
             full_name: input.full_name,
             password_hash: passwordHash,
             current_session_id: context.sessionId,
+            verified_at_revision: revision ?? 0,
           },
         },
         { ...context, owner: userId },

@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto'
 import { accountDecider } from '../../domain/account.decider.ts'
-import { isLockedAt } from '../../domain/account.ts'
+import { isLockedByAdminAt } from '../../domain/account.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
 import type { Queries, UserRow } from '../readstore/queries.ts'
@@ -51,7 +51,7 @@ export function createAdministration(deps: {
     return powerChanges(async () => {
       const { state: admin } = await deps.commands.load(accountStream(adminId), accountDecider)
       const holdsPower =
-        admin.status === 'active' && admin.role === 'admin' && !isLockedAt(admin, now().getTime())
+        admin.status === 'active' && admin.role === 'admin' && !isLockedByAdminAt(admin, now().getTime())
       if (!holdsPower) throw new DomainError('FORBIDDEN', 'Not enough privileges')
       return run()
     })

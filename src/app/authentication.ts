@@ -2,25 +2,29 @@
  * Logging in and staying logged in: password and second-factor checks (failures are account
  * events that feed the lockout), sessions as their own streams, rotating refresh tokens.
  */
-import { accountDecider } from '../../domain/account.decider.ts'
+import { accountDecider, assertCanLogIn, invalidChallenge } from '../../domain/account.decider.ts'
 import {
   type Account,
   type ExistingAccount,
   isLockedAt,
+  isLockedByAdminAt,
   isSessionRevokedByAccount,
+  isTotpEnabled,
 } from '../../domain/account.ts'
-import { DomainError } from '../../domain/errors.ts'
+import { DomainError, isDomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
 import { sessionDecider } from '../../domain/session.ts'
 import type { EventStore } from '../eventstore/event-store.ts'
+import type { Logger } from '../logger.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries } from '../readstore/queries.ts'
 import type { TokenService } from '../security/access-tokens.ts'
 import type { PasswordHasher } from '../security/passwords.ts'
-import { hashOpaqueToken, isOpaqueTokenShape, newOpaqueToken } from '../security/refresh-tokens.ts'
+import { formatIdToken, hashOpaqueToken, newOpaqueToken, parseIdToken } from '../security/refresh-tokens.ts'
 import { matchRecoveryCode, verifyTotp } from '../security/totp.ts'
 import type { CommandContext, CommandHandler } from './command-handler.ts'
 import { reserveId } from './id-sequence.ts'
+import { type LoginThrottle, throttleKey } from './login-throttle.ts'
 import { accountStream, sessionStream } from './streams.ts'
 
 // A session stream gains an event per refresh and its state holds no personal data: the command
@@ -47,16 +51,6 @@ const badCredentials = (): DomainError =>
   new DomainError('INVALID_CREDENTIALS', 'Incorrect username or password')
 const invalidRefresh = (): DomainError => new DomainError('REFRESH_TOKEN_INVALID', 'Invalid refresh token')
 
-/** A refresh token is `<session id>.<256-bit secret>`; only the secret's hash is stored. */
-function parseRefreshToken(token: string): { sessionId: number; secret: string } | null {
-  const dot = token.indexOf('.')
-  if (dot < 1) return null
-  const sessionId = Number(token.slice(0, dot))
-  const secret = token.slice(dot + 1)
-  if (!Number.isSafeInteger(sessionId) || sessionId < 1 || !isOpaqueTokenShape(secret)) return null
-  return { sessionId, secret }
-}
-
 export type AuthenticationDeps = {
   store: EventStore
   commands: CommandHandler
@@ -65,13 +59,21 @@ export type AuthenticationDeps = {
   passwords: PasswordHasher
   tokens: TokenService
   refreshTtlSeconds: number
+  /** A refresh token rotated out at most this long ago is not a reuse. */
+  refreshReuseGraceSeconds: number
+  /** Absolute session lifetime from the login. */
+  sessionMaxAgeSeconds: number
+  throttle: LoginThrottle
+  log: Logger
   now: () => Date
 }
 
 export function createAuthentication(deps: AuthenticationDeps) {
-  const { store, commands, runner, queries, passwords, tokens, now } = deps
+  const { store, commands, runner, queries, passwords, tokens, throttle, now } = deps
   /** Challenge tokens are single-use: flow state, not an event. */
   const usedChallenges = new Map<string, number>()
+  /** Failed logins being recorded after their answer went out. */
+  const recording = new Set<Promise<void>>()
 
   async function loadExisting(userId: number): Promise<{ account: ExistingAccount; revision: number }> {
     const { state, revision } = await commands.load(accountStream(userId), accountDecider)
@@ -79,20 +81,44 @@ export function createAuthentication(deps: AuthenticationDeps) {
     return { account: state, revision }
   }
 
-  async function recordFailure(
+  function recordFailure(
     userId: number,
     reason: 'password' | 'second_factor',
     client: Client,
   ): Promise<void> {
-    const result = await commands.handle(
-      accountStream(userId),
-      accountDecider,
-      { type: 'RecordFailedLogin', data: { reason, now: now().getTime(), ...client } },
-      { actorId: userId, owner: userId },
-    )
-    await runner.waitFor(result.position)
+    return commands
+      .handle(
+        accountStream(userId),
+        accountDecider,
+        { type: 'RecordFailedLogin', data: { reason, now: now().getTime(), ...client } },
+        { actorId: userId, owner: userId },
+      )
+      .then(() => undefined)
   }
 
+  /**
+   * A wrong password is answered before its failure is recorded: an unknown username has no
+   * account to record it on, and the time it takes must not tell the two apart. The throttle
+   * (in memory, the same for both) has already counted it.
+   */
+  function recordFailureAfterAnswer(userId: number, client: Client): void {
+    const pending = recordFailure(userId, 'password', client)
+      .catch((error: unknown) => {
+        // A lock that another failure just set refuses this one: the lock is what counts.
+        if (!isDomainError(error, 'ACCOUNT_LOCKED'))
+          deps.log.error('recording a failed login failed', {
+            user_id: userId,
+            error: (error as Error).message,
+          })
+      })
+      .finally(() => recording.delete(pending))
+    recording.add(pending)
+  }
+
+  /**
+   * `accountRevision`: the revision at which the login was decided. Every later revocation of
+   * the account's sessions covers this one, so nothing that raced the login outlives it.
+   */
   async function startSession(
     account: ExistingAccount,
     accountRevision: number,
@@ -101,6 +127,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
   ): Promise<TokenResponse> {
     const sessionId = await reserveId(store, 'session', now())
     const refresh = newOpaqueToken()
+    const nowMs = now().getTime()
     const result = await commands.handle(
       sessionStream(sessionId),
       sessions,
@@ -112,7 +139,10 @@ export function createAuthentication(deps: AuthenticationDeps) {
           account_revision: accountRevision,
           amr,
           refresh_token_hash: refresh.hash,
-          expires_at: new Date(now().getTime() + deps.refreshTtlSeconds * 1000).toISOString(),
+          expires_at: new Date(
+            nowMs + Math.min(deps.refreshTtlSeconds, deps.sessionMaxAgeSeconds) * 1000,
+          ).toISOString(),
+          ends_at: new Date(nowMs + deps.sessionMaxAgeSeconds * 1000).toISOString(),
           ...client,
         },
       },
@@ -128,16 +158,46 @@ export function createAuthentication(deps: AuthenticationDeps) {
     return {
       access_token: access.token,
       token_type: 'bearer',
-      refresh_token: `${sessionId}.${refresh.token}`,
+      refresh_token: formatIdToken(sessionId, refresh.token),
       expires_in: access.expiresIn,
     }
   }
 
-  /** Password login. `roles` narrows who may log in here (admin and vendor logins). */
-  async function login(
+  async function challengeFor(account: ExistingAccount, revision: number): Promise<ChallengeResponse> {
+    // `rev`: the account revision the password was checked at; verify-2fa refuses the challenge
+    // once anything that voids authentications (password, 2FA, lock, ...) happened after it.
+    const challenge = await tokens.issueChallenge({
+      sub: String(account.id),
+      amr: ['pwd'],
+      ttlSeconds: CHALLENGE_TTL_SECONDS,
+      data: { rev: revision },
+    })
+    return {
+      access_token: challenge.token,
+      token_type: 'bearer',
+      requires_2fa: true,
+      expires_in: challenge.expiresIn,
+    }
+  }
+
+  /** Upgrades the stored hash of a password just verified, unless the password changed meanwhile. */
+  async function rehashIfNeeded(account: ExistingAccount, password: string): Promise<void> {
+    if (!passwords.needsRehash(account.passwordHash)) return
+    await commands.handle(
+      accountStream(account.id),
+      accountDecider,
+      {
+        type: 'RehashPassword',
+        data: { password_hash: await passwords.hash(password), previous_hash: account.passwordHash },
+      },
+      { actorId: account.id, owner: account.id },
+    )
+  }
+
+  async function passwordLogin(
     input: { username: string; password: string },
     client: Client,
-    roles?: readonly Role[],
+    roles: readonly Role[] | undefined,
   ): Promise<TokenResponse | ChallengeResponse> {
     const row = queries.userByUsername(input.username)
     if (!row) {
@@ -145,59 +205,44 @@ export function createAuthentication(deps: AuthenticationDeps) {
       await passwords.dummyVerify(input.password)
       throw badCredentials()
     }
-    const { account } = await loadExisting(row.id)
-    if (isLockedAt(account, now().getTime())) {
-      // Decide refuses with the seconds left; no hash is spent on a locked account.
-      accountDecider.decide({ type: 'RecordSuccessfulLogin', data: { now: now().getTime() } }, account)
-    }
-    const passwordOk = await passwords.verify(account.passwordHash, input.password)
-    if (!passwordOk) {
-      await recordFailure(account.id, 'password', client)
+    const { account, revision } = await loadExisting(row.id)
+    // Refuses a locked account with the seconds left; no hash is spent on it. Whether it is
+    // deactivated is told only to whoever knows the password.
+    if (isLockedAt(account, now().getTime())) assertCanLogIn(account, now().getTime(), revision)
+    if (!(await passwords.verify(account.passwordHash, input.password))) {
+      recordFailureAfterAnswer(account.id, client)
       throw badCredentials()
     }
     if (roles && !roles.includes(account.role)) throw badCredentials()
-    const rehashIfNeeded = async (): Promise<number | null> => {
-      if (!passwords.needsRehash(account.passwordHash)) return null
-      const rehashed = await commands.handle(
-        accountStream(account.id),
-        accountDecider,
-        { type: 'RehashPassword', data: { password_hash: await passwords.hash(input.password) } },
-        { actorId: account.id, owner: account.id },
-      )
-      return rehashed.revision
+    if (isTotpEnabled(account)) {
+      // The password alone is no successful login for a 2FA account: the failure count (which
+      // verify-2fa failures feed) is kept until verify-2fa succeeds.
+      await rehashIfNeeded(account, input.password)
+      return challengeFor(account, revision)
     }
-    const challengeResponse = async (): Promise<ChallengeResponse> => {
-      const challenge = await tokens.issueChallenge({
-        sub: String(account.id),
-        amr: ['pwd'],
-        ttlSeconds: CHALLENGE_TTL_SECONDS,
-      })
-      return {
-        access_token: challenge.token,
-        token_type: 'bearer',
-        requires_2fa: true,
-        expires_in: challenge.expiresIn,
-      }
-    }
-    if (account.totp.secret !== null) {
-      // The password alone is no successful login for a 2FA account: locked or deactivated
-      // accounts are still refused, but the failure count (which verify-2fa failures feed) is
-      // kept until verify-2fa succeeds; clearing it here would buy 4 more code guesses per login.
-      accountDecider.decide({ type: 'RecordSuccessfulLogin', data: { now: now().getTime() } }, account)
-      await rehashIfNeeded()
-      return challengeResponse()
-    }
+    // Decided against the revision whose hash was verified: a password change, lock or 2FA
+    // enrolment that committed meanwhile refuses the login instead of racing it.
     const success = await commands.handle(
       accountStream(account.id),
       accountDecider,
-      { type: 'RecordSuccessfulLogin', data: { now: now().getTime() } },
+      { type: 'RecordSuccessfulLogin', data: { now: now().getTime(), verified_at_revision: revision } },
       { actorId: account.id, owner: account.id },
     )
-    const revision = (await rehashIfNeeded()) ?? success.revision ?? 0
-    const current = success.state as ExistingAccount
-    // 2FA enabled between loading the account and recording the login.
-    if (current.totp.secret !== null) return challengeResponse()
-    return startSession(current, revision, ['pwd'], client)
+    await rehashIfNeeded(account, input.password)
+    return startSession(success.state as ExistingAccount, success.revision ?? revision, ['pwd'], client)
+  }
+
+  /** Password login. `roles` narrows who may log in here (admin and vendor logins). */
+  function login(
+    input: { username: string; password: string },
+    client: Client,
+    roles?: readonly Role[],
+  ): Promise<TokenResponse | ChallengeResponse> {
+    return throttle.guard(
+      throttleKey(client.ip_address, input.username),
+      () => passwordLogin(input, client, roles),
+      (result) => !isChallenge(result),
+    )
   }
 
   /** Turns a challenge into a full session with a TOTP code (once per time step) or a recovery code. */
@@ -207,48 +252,58 @@ export function createAuthentication(deps: AuthenticationDeps) {
     client: Client,
   ): Promise<TokenResponse> {
     const claims = await tokens.verifyChallenge(challengeToken)
-    const unauthorized = new DomainError('INVALID_CREDENTIALS', 'Invalid or expired two-factor code')
-    if (!claims || usedChallenges.has(claims.jti))
-      throw new DomainError('INVALID_CREDENTIALS', 'Invalid challenge token')
+    const challengeRevision = claims?.data.rev
+    if (!claims || usedChallenges.has(claims.jti) || typeof challengeRevision !== 'number')
+      throw invalidChallenge()
     const userId = Number(claims.sub)
     const { account } = await loadExisting(userId)
-    if (account.status !== 'active') throw new DomainError('ACCOUNT_DEACTIVATED', 'Account is deactivated')
-    if (isLockedAt(account, now().getTime())) {
-      accountDecider.decide({ type: 'RecordSuccessfulLogin', data: { now: now().getTime() } }, account)
-    }
-    const secret = account.totp.secret
-    if (!secret) throw unauthorized
-    const step = verifyTotp(secret, code, now().getTime(), account.totp.lastStep)
-    const recoveryIndex =
-      step === null
-        ? matchRecoveryCode(
-            code,
-            account.totp.recoveryCodes.map((c) => c ?? ''),
-          )
-        : -1
-    if (step === null && recoveryIndex < 0) {
-      await recordFailure(userId, 'second_factor', client)
-      throw unauthorized
-    }
-    const accepted = await commands.handle(
-      accountStream(userId),
-      accountDecider,
-      {
-        type: 'AcceptSecondFactor',
-        data: step !== null ? { totp_step: step } : { recovery_index: recoveryIndex },
+    return throttle.guard(
+      throttleKey(client.ip_address, account.username),
+      async () => {
+        const unauthorized = new DomainError('INVALID_CREDENTIALS', 'Invalid or expired two-factor code')
+        assertCanLogIn(account, now().getTime(), challengeRevision, invalidChallenge().message)
+        const secret = account.totp.secret
+        if (!secret) throw unauthorized
+        const step = verifyTotp(secret, code, now().getTime(), account.totp.lastStep)
+        const recoveryIndex =
+          step === null
+            ? matchRecoveryCode(
+                code,
+                account.totp.recoveryCodes.map((c) => c ?? ''),
+              )
+            : -1
+        if (step === null && recoveryIndex < 0) {
+          await recordFailure(userId, 'second_factor', client)
+          throw unauthorized
+        }
+        const accepted = await commands.handle(
+          accountStream(userId),
+          accountDecider,
+          {
+            type: 'AcceptSecondFactor',
+            data: {
+              ...(step !== null ? { totp_step: step } : { recovery_index: recoveryIndex }),
+              challenge_revision: challengeRevision,
+            },
+          },
+          { actorId: userId, owner: userId },
+        )
+        usedChallenges.set(claims.jti, claims.exp)
+        for (const [jti, exp] of usedChallenges) if (exp * 1000 < now().getTime()) usedChallenges.delete(jti)
+        return startSession(accepted.state as ExistingAccount, accepted.revision ?? 0, ['pwd', 'otp'], client)
       },
-      { actorId: userId, owner: userId },
+      () => true,
     )
-    usedChallenges.set(claims.jti, claims.exp)
-    for (const [jti, exp] of usedChallenges) if (exp * 1000 < now().getTime()) usedChallenges.delete(jti)
-    return startSession(accepted.state as ExistingAccount, accepted.revision ?? 0, ['pwd', 'otp'], client)
   }
 
-  /** Rotates a refresh token. A token that was already rotated revokes its whole session. */
+  /**
+   * Rotates a refresh token. A token that was already rotated revokes its whole session, unless
+   * it was rotated out within the grace period (two tabs refreshing at once).
+   */
   async function refresh(refreshToken: string): Promise<TokenResponse> {
-    const parsed = parseRefreshToken(refreshToken)
+    const parsed = parseIdToken(refreshToken)
     if (!parsed) throw invalidRefresh()
-    const stream = sessionStream(parsed.sessionId)
+    const stream = sessionStream(parsed.id)
     const { state: session } = await commands.load(stream, sessions)
     if (session.status !== 'active') throw invalidRefresh()
     const { account } = await loadExisting(session.userId).catch(() => {
@@ -257,7 +312,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     const nowMs = now().getTime()
     if (
       account.status !== 'active' ||
-      isLockedAt(account, nowMs) ||
+      isLockedByAdminAt(account, nowMs) ||
       isSessionRevokedByAccount(account, session.id, session.accountRevision)
     ) {
       throw invalidRefresh()
@@ -273,6 +328,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
           refresh_token_hash: next.hash,
           expires_at: new Date(nowMs + deps.refreshTtlSeconds * 1000).toISOString(),
           now: nowMs,
+          grace_ms: deps.refreshReuseGraceSeconds * 1000,
         },
       },
       { actorId: account.id, owner: account.id },
@@ -293,7 +349,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     return {
       access_token: access.token,
       token_type: 'bearer',
-      refresh_token: `${session.id}.${next.token}`,
+      refresh_token: formatIdToken(session.id, next.token),
       expires_in: access.expiresIn,
     }
   }
@@ -310,7 +366,20 @@ export function createAuthentication(deps: AuthenticationDeps) {
     await runner.waitFor(result.position)
   }
 
-  return { login, verifySecondFactor, refresh, revokeSession }
+  return {
+    login,
+    verifySecondFactor,
+    refresh,
+    revokeSession,
+    /** Resolves once every failed login answered so far is recorded (tests, shutdown). */
+    async settled(): Promise<void> {
+      while (recording.size > 0) await Promise.allSettled([...recording])
+    },
+  }
+}
+
+function isChallenge(result: unknown): result is ChallengeResponse {
+  return (result as Partial<ChallengeResponse>).requires_2fa === true
 }
 
 function isExisting(state: Account): state is ExistingAccount {

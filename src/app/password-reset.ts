@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries, UserRow } from '../readstore/queries.ts'
 import type { PasswordHasher } from '../security/passwords.ts'
-import { hashOpaqueToken, isOpaqueTokenShape, newOpaqueToken } from '../security/refresh-tokens.ts'
+import { formatIdToken, hashOpaqueToken, newOpaqueToken, parseIdToken } from '../security/refresh-tokens.ts'
 import type { CommandHandler } from './command-handler.ts'
 import type { Mailer } from './mailer.ts'
 import { accountStream } from './streams.ts'
@@ -28,6 +28,7 @@ export function createPasswordReset(deps: {
 }) {
   const { commands, runner, queries, passwords, mailer, now } = deps
   const invalid = (): DomainError => new DomainError('RESET_TOKEN_INVALID', 'Invalid or expired reset token')
+  const requests = new Set<Promise<void>>()
 
   async function issue(user: UserRow): Promise<void> {
     const secret = newOpaqueToken()
@@ -41,7 +42,7 @@ export function createPasswordReset(deps: {
       },
       { actorId: null, owner: user.id },
     )
-    const token = `${user.id}.${secret.token}`
+    const token = formatIdToken(user.id, secret.token)
     mailer.send({
       to: user.email,
       subject: 'Reset your password',
@@ -55,25 +56,30 @@ export function createPasswordReset(deps: {
 
   return {
     /**
-     * Answers at once for known and unknown addresses alike: the reset is recorded and mailed
-     * in the background, so response time does not tell whether an account exists.
+     * Answers at once for known and unknown addresses alike: even the lookup runs after the
+     * answer has gone out (a timer fires after the server's end-of-turn write), so response
+     * time does not tell whether an account exists.
      */
     request(email: string): void {
-      const user = queries.userByEmail(email)
-      if (user?.is_active !== 1) return
-      issue(user).catch((error: unknown) =>
-        deps.log.error('password reset request failed', {
-          user_id: user.id,
-          error: (error as Error).message,
-        }),
-      )
+      const pending = new Promise<void>((resolve) => setTimeout(resolve, 0))
+        .then(() => {
+          const user = queries.userByEmail(email)
+          return user?.is_active === 1 ? issue(user) : undefined
+        })
+        .catch((error: unknown) =>
+          deps.log.error('password reset request failed', { error: (error as Error).message }),
+        )
+        .finally(() => requests.delete(pending))
+      requests.add(pending)
+    },
+    /** Resolves once every request answered so far has been handled (tests, shutdown). */
+    async settled(): Promise<void> {
+      while (requests.size > 0) await Promise.allSettled([...requests])
     },
     async reset(token: string, newPassword: string): Promise<void> {
-      const dot = token.indexOf('.')
-      const userId = Number(token.slice(0, dot))
-      const secret = token.slice(dot + 1)
-      if (dot < 1 || !Number.isSafeInteger(userId) || userId < 1 || !isOpaqueTokenShape(secret))
-        throw invalid()
+      const parsed = parseIdToken(token)
+      if (!parsed) throw invalid()
+      const { id: userId, secret } = parsed
       const { state } = await commands.load(accountStream(userId), accountDecider)
       if (state.status !== 'active' && state.status !== 'deactivated') throw invalid()
       const tokenHash = hashOpaqueToken(secret)

@@ -24,6 +24,7 @@ import { createAuthentication } from './authentication.ts'
 import { createChatbot } from './chatbot.ts'
 import { createCommandHandler } from './command-handler.ts'
 import { createEventCodec } from './event-codec.ts'
+import { createLoginThrottle } from './login-throttle.ts'
 import { createMailer } from './mailer.ts'
 import { createPasswordReset } from './password-reset.ts'
 import { dataKeyOwner } from './streams.ts'
@@ -86,7 +87,14 @@ export async function openRuntime(
   const commands = createCommandHandler(store, codec, now)
   const claims = createUniqueClaims(store, loadOrCreateSecret(config.dataDir, 'uniqueness'), now)
   const passwords = options.passwords ?? createPasswordHasher()
-  const accounts = createAccounts({ store, commands, runner, queries, claims, passwords, now })
+  const throttle = createLoginThrottle(nowMs)
+  // An admin's unlock lifts the throttle of every client on that account: an admin can always recover.
+  runner.onApplied((event) => {
+    if (event.type !== 'AccountUnlocked') return
+    const user = queries.userById(Number(event.stream_id.slice('user-'.length)))
+    if (user) throttle.forgetUsername(user.username)
+  })
+  const accounts = createAccounts({ store, commands, runner, queries, claims, passwords, throttle, now })
   const signingKeys = await loadSigningKeys({
     dataDir: config.dataDir,
     privateKeyPem: config.signingKeyPem ?? undefined,
@@ -106,6 +114,10 @@ export async function openRuntime(
     passwords,
     tokens,
     refreshTtlSeconds: config.refreshTokenTtlSeconds,
+    refreshReuseGraceSeconds: config.refreshReuseGraceSeconds,
+    sessionMaxAgeSeconds: config.sessionMaxAgeSeconds,
+    throttle,
+    log,
     now,
   })
   const gate = createAccessGate(tokens, queries, runner, nowMs)
@@ -163,6 +175,8 @@ export async function openRuntime(
     chatbot: createChatbot({ queries, now, onIntent: (intent) => log.debug('chatbot intent', { intent }) }),
     now,
     async close(): Promise<void> {
+      // Work that runs after its answer went out: failed logins, reset requests.
+      await Promise.all([authentication.settled(), passwordReset.settled()])
       await runner.stop()
       await mailer.close()
       await passwords.close()

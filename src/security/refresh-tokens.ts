@@ -28,9 +28,19 @@ export function hashRefreshToken(token: string): string {
   return hashOpaqueToken(token)
 }
 
-/** True when `token` has the shape we issue; lets callers refuse garbage before any lookup. */
-export function isOpaqueTokenShape(token: unknown): token is string {
-  return typeof token === 'string' && /^[A-Za-z0-9_-]{43}$/.test(token)
+/**
+ * Refresh tokens are `<session id>.<secret>`, reset tokens `<user id>.<secret>`: the id says which
+ * stream holds the secret's hash. Only canonical ids (`^[1-9][0-9]*$`, a safe integer) pass.
+ */
+export function parseIdToken(token: string): { id: number; secret: string } | null {
+  const match = /^([1-9][0-9]{0,15})\.([A-Za-z0-9_-]{43})$/.exec(token)
+  if (!match) return null
+  const id = Number(match[1])
+  return Number.isSafeInteger(id) ? { id, secret: match[2] } : null
+}
+
+export function formatIdToken(id: number, secret: string): string {
+  return `${id}.${secret}`
 }
 
 /** Constant-time comparison of two hashes; false on length mismatch (a length is no secret). */

@@ -38,6 +38,7 @@ const refresh = (presented: string, next: string) =>
       refresh_token_hash: next,
       expires_at: '2099-01-01T00:00:00.000Z',
       now: 0,
+      grace_ms: 0,
     },
   }) as const
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { type AccountCommand, accountDecider } from '../../domain/account.decider.ts'
 import type { AccountEvent, AccountRegistered } from '../../domain/account.events.ts'
 import { evolveAccount, isSessionRevokedByAccount } from '../../domain/account.ts'
+import { ACCOUNT_LOCK_THRESHOLD } from '../../domain/lockout.ts'
 import { specFor } from './given.ts'
 
 const given = specFor(accountDecider)
@@ -29,7 +30,11 @@ const fail = (now = NOW): AccountCommand => ({
   type: 'RecordFailedLogin',
   data: { reason: 'password', now, ip_address: null, user_agent: null },
 })
-const success = (now = NOW): AccountCommand => ({ type: 'RecordSuccessfulLogin', data: { now } })
+/** A login whose password was verified at `verifiedAt` (by default: after every event given). */
+const success = (now = NOW, verifiedAt = Number.MAX_SAFE_INTEGER): AccountCommand => ({
+  type: 'RecordSuccessfulLogin',
+  data: { now, verified_at_revision: verifiedAt },
+})
 
 describe('account: registration', () => {
   it('registers a new account', () => {
@@ -47,8 +52,12 @@ describe('account: lockout is a fold over failures', () => {
   it('counts a failure', () => {
     given(registered).when(fail()).then(failed)
   })
-  it('locks for 15 minutes at the fifth consecutive failure', () => {
-    given(registered, failed, failed, failed, failed)
+  const failures = (n: number): AccountEvent[] => Array.from({ length: n }, () => failed)
+  it(`locks for 15 minutes at the ${ACCOUNT_LOCK_THRESHOLD}th consecutive failure`, () => {
+    given(registered, ...failures(ACCOUNT_LOCK_THRESHOLD - 2))
+      .when(fail())
+      .then(failed)
+    given(registered, ...failures(ACCOUNT_LOCK_THRESHOLD - 1))
       .when(fail())
       .then(failed, {
         type: 'AccountLocked',
@@ -61,7 +70,7 @@ describe('account: lockout is a fold over failures', () => {
       data: { reason: 'too_many_failures', note: null, until: '2026-11-25T12:15:00.000Z' },
     }
     const later = NOW + 16 * 60_000
-    given(registered, failed, failed, failed, failed, failed, firstLock, failed, failed, failed, failed)
+    given(registered, ...failures(ACCOUNT_LOCK_THRESHOLD), firstLock, ...failures(ACCOUNT_LOCK_THRESHOLD - 1))
       .when(fail(later))
       .thenMatches((events) => {
         expect(events[1]).toMatchObject({
@@ -159,13 +168,13 @@ describe('account: two-factor and password reset', () => {
   })
   it('refuses a replayed time step and a used recovery code', () => {
     given(registered, started, enabled)
-      .when({ type: 'AcceptSecondFactor', data: { totp_step: 100 } })
+      .when({ type: 'AcceptSecondFactor', data: { totp_step: 100, challenge_revision: 2 } })
       .thenThrows('TWO_FACTOR_CODE_INVALID')
     given(registered, started, enabled)
-      .when({ type: 'AcceptSecondFactor', data: { totp_step: 101 } })
+      .when({ type: 'AcceptSecondFactor', data: { totp_step: 101, challenge_revision: 2 } })
       .then({ type: 'TotpCodeAccepted', data: { step: 101 } })
     given(registered, started, enabled, { type: 'RecoveryCodeUsed', data: { index: 1 } })
-      .when({ type: 'AcceptSecondFactor', data: { recovery_index: 1 } })
+      .when({ type: 'AcceptSecondFactor', data: { recovery_index: 1, challenge_revision: 2 } })
       .thenThrows('TWO_FACTOR_CODE_INVALID')
   })
   it('a reset token works once and not after it expires', () => {
@@ -206,5 +215,82 @@ describe('account: two-factor and password reset', () => {
     given(registered, requested, { type: 'PasswordChanged', data: { password_hash: 'x', reason: 'rehash' } })
       .when(reset)
       .thenMatches((events) => expect(events[0].type).toBe('PasswordResetCompleted'))
+  })
+})
+
+describe('account: an authentication is decided against what it checked', () => {
+  const passwordChanged: AccountEvent = {
+    type: 'PasswordChanged',
+    data: { password_hash: 'new', reason: 'user' },
+  }
+  const voiding: [string, AccountEvent][] = [
+    ['a password change', passwordChanged],
+    ['a password reset', { type: 'PasswordChanged', data: { password_hash: 'new', reason: 'reset' } }],
+    [
+      'a lock that has ended',
+      { type: 'AccountLocked', data: { reason: 'admin', note: null, until: '2026-11-25T11:00:00.000Z' } },
+    ],
+    [
+      'a revocation of sessions',
+      { type: 'SessionsRevoked', data: { reason: 'role_changed', except_session_id: null } },
+    ],
+    ['2FA turned off', { type: 'TotpDisabled', data: {} }],
+  ]
+  it.each(voiding)('refuses a login whose password was verified before %s', (_, event) => {
+    // The password was verified at revision 0 (the registration); the event is revision 1.
+    given(registered, event).when(success(NOW, 0)).thenThrows('INVALID_CREDENTIALS')
+    given(registered, event).when(success(NOW, 1)).then()
+  })
+  it('does not count failures, cleared counts or accepted codes as such changes', () => {
+    given(registered, failed, { type: 'FailedLoginsCleared', data: {} }).when(success(NOW, 0)).then()
+  })
+  it('refuses a 2FA challenge issued before a password change, lock or deactivation', () => {
+    const started: AccountEvent = { type: 'TotpEnrollmentStarted', data: { secret: 'SECRET' } }
+    const enabled: AccountEvent = { type: 'TotpEnabled', data: { recovery_code_hashes: ['h0'], step: 100 } }
+    const accept = (challengeRevision: number): AccountCommand => ({
+      type: 'AcceptSecondFactor',
+      data: { totp_step: 101, challenge_revision: challengeRevision },
+    })
+    // The challenge was issued at revision 2 (after the enabling).
+    given(registered, started, enabled)
+      .when(accept(2))
+      .then({ type: 'TotpCodeAccepted', data: { step: 101 } })
+    given(registered, started, enabled, passwordChanged).when(accept(2)).thenThrows('INVALID_CREDENTIALS')
+    given(
+      registered,
+      started,
+      enabled,
+      { type: 'AccountDeactivated', data: {} },
+      { type: 'AccountActivated', data: {} },
+    )
+      .when(accept(2))
+      .thenThrows('INVALID_CREDENTIALS')
+  })
+  it('a rehash replaces only the hash it was computed from', () => {
+    given(registered)
+      .when({
+        type: 'RehashPassword',
+        data: { password_hash: 'rehashed', previous_hash: registered.data.password_hash },
+      })
+      .then({ type: 'PasswordChanged', data: { password_hash: 'rehashed', reason: 'rehash' } })
+    given(registered, passwordChanged)
+      .when({
+        type: 'RehashPassword',
+        data: { password_hash: 'rehashed', previous_hash: registered.data.password_hash },
+      })
+      .then()
+  })
+  it('an email change voids outstanding reset tokens', () => {
+    const requested: AccountEvent = {
+      type: 'PasswordResetRequested',
+      data: { token_hash: 't', expires_at: '2026-11-25T12:30:00.000Z' },
+    }
+    const emailChanged: AccountEvent = {
+      type: 'EmailChanged',
+      data: { email: 'new@example.com', email_key: 'k2', previous_email_key: 'k1' },
+    }
+    given(registered, requested, emailChanged)
+      .when({ type: 'CompletePasswordReset', data: { token_hash: 't', password_hash: 'n', now: NOW } })
+      .thenThrows('RESET_TOKEN_INVALID')
   })
 })

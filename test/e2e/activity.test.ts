@@ -74,11 +74,18 @@ describe('GET /auth/activity', () => {
       headers: { 'user-agent': 'ActivityFailing/1.0' },
     })
     expect(failed.status).toBe(401)
+    // The failure is recorded just after its answer (so timing cannot tell known users apart).
+    await server.runtime.authentication.settled()
 
-    // Refresh-token reuse: rotate once, then present the rotated-out token again.
+    // Refresh-token reuse: rotate twice, then present the first rotated-out token again (the
+    // token rotated out last would be within the two-tabs grace period).
     reused = await login(request, user, { 'user-agent': 'ActivityReuse/1.0' })
-    const rotated = await request('POST', '/auth/token-refresh', {
+    let rotated = await request('POST', '/auth/token-refresh', {
       json: { refresh_token: reused.refresh_token },
+    })
+    expect(rotated.status).toBe(200)
+    rotated = await request('POST', '/auth/token-refresh', {
+      json: { refresh_token: rotated.body.refresh_token },
     })
     expect(rotated.status).toBe(200)
     const replay = await request('POST', '/auth/token-refresh', {

@@ -436,7 +436,7 @@ describe('recovery codes at verify-2fa', () => {
 })
 
 describe('lockout through verify-2fa', () => {
-  it('5 wrong codes lock the account: the next login answers 423 with Retry-After', async () => {
+  it('5 wrong codes throttle the client: its next login answers 423 with Retry-After', async () => {
     const account = await enrolledUser('lock')
     const challenge = await challengeFor(account.user)
     const wrong = wrongCode(account.secret, stepAt(now()))
@@ -455,9 +455,9 @@ describe('lockout through verify-2fa', () => {
     nextStep()
     const blocked = await verify(challenge, totp(account.secret, stepAt(now())))
     expect(blocked.status).toBe(423)
-    // The pwd-only session from before is cut off too.
-    const cut = await request('GET', '/protected', { token: account.pwdToken })
-    expect(cut.status).toBe(401)
+    // Failures stop new logins, not the sessions already open (an admin's lock does that).
+    const open = await request('GET', '/protected', { token: account.pwdToken })
+    expect(open.status).toBe(200)
   })
 
   it('a right password in between does not reset the count of 2FA failures', async () => {

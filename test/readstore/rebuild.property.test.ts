@@ -18,7 +18,10 @@ const accountCommand = fc.oneof(
     type: 'RecordFailedLogin',
     data: { reason: 'password', now: NOW, ...client },
   }),
-  fc.constant<AccountCommand>({ type: 'RecordSuccessfulLogin', data: { now: NOW + 3_600_000 } }),
+  fc.constant<AccountCommand>({
+    type: 'RecordSuccessfulLogin',
+    data: { now: NOW + 3_600_000, verified_at_revision: Number.MAX_SAFE_INTEGER },
+  }),
   fc.constant<AccountCommand>({ type: 'Lock', data: { note: 'p', until: null } }),
   fc.constant<AccountCommand>({ type: 'Unlock', data: {} }),
   fc.constant<AccountCommand>({ type: 'Deactivate', data: {} }),
@@ -28,7 +31,12 @@ const accountCommand = fc.oneof(
     .map<AccountCommand>((role) => ({ type: 'ChangeRole', data: { role } })),
   fc.string({ maxLength: 8 }).map<AccountCommand>((name) => ({
     type: 'UpdateProfile',
-    data: { full_name: name, password_hash: name ? `h-${name}` : undefined, current_session_id: null },
+    data: {
+      full_name: name,
+      password_hash: name ? `h-${name}` : undefined,
+      current_session_id: null,
+      verified_at_revision: Number.MAX_SAFE_INTEGER,
+    },
   })),
   fc.constant<AccountCommand>({ type: 'Delete', data: {} }),
 )
@@ -60,6 +68,7 @@ const step = (users: number, sessions: number): fc.Arbitrary<Step> =>
                     refresh_token_hash: `r${session}`,
                     expires_at: '2027-01-01T00:00:00Z',
                     now: NOW,
+                    grace_ms: 0,
                   },
                 }
               : {

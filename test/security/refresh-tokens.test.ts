@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import {
+  formatIdToken,
   hashOpaqueToken,
   hashRefreshToken,
-  isOpaqueTokenShape,
   newOpaqueToken,
   newRefreshToken,
+  parseIdToken,
   sameHash,
 } from '../../src/security/refresh-tokens.ts'
 
@@ -17,7 +18,7 @@ describe('opaque tokens', () => {
     expect(hash).toBe(createHash('sha256').update(token).digest('hex'))
     expect(hashRefreshToken(token)).toBe(hash)
     expect(hashOpaqueToken(token)).toBe(hash)
-    expect(isOpaqueTokenShape(token)).toBe(true)
+    expect(parseIdToken(formatIdToken(7, token))).toEqual({ id: 7, secret: token })
   })
 
   it('hashes a known vector (FIPS 180-2 "abc")', () => {
@@ -29,10 +30,28 @@ describe('opaque tokens', () => {
     expect(tokens.size).toBe(1000)
   })
 
-  it('recognises only the shape it issues', () => {
-    for (const bad of ['', 'short', `${newOpaqueToken().token}x`, `${'a'.repeat(42)}=`, 42, null]) {
-      expect(isOpaqueTokenShape(bad)).toBe(false)
-    }
+  it('recognises only the shape it issues: a canonical positive id, a dot, 43 base64url characters', () => {
+    const secret = newOpaqueToken().token
+    expect(parseIdToken(`12.${secret}`)).toEqual({ id: 12, secret })
+    const bad = [
+      '',
+      'short',
+      `1.${secret}x`,
+      `1.${'a'.repeat(42)}=`,
+      `.${secret}`,
+      ` 7.${secret}`,
+      `7 .${secret}`,
+      `1e0.${secret}`,
+      `0x1.${secret}`,
+      `07.${secret}`,
+      `0.${secret}`,
+      `-1.${secret}`,
+      `+1.${secret}`,
+      `1.5.${secret}`,
+      `99999999999999999.${secret}`,
+      `7.${secret}\n`,
+    ]
+    for (const token of bad) expect(parseIdToken(token), JSON.stringify(token)).toBeNull()
   })
 })
 
