@@ -40,12 +40,14 @@ export const systemRouter = router({
         summary: 'Readiness: store reachable, projections caught up',
       },
     })
-    .output(z.object({ status: z.literal('ready'), projection_position: z.string() }))
+    // No position here: watching a public global position move would tell whether a failed
+    // login or a reset request hit a real account. It is in /metrics (behind METRICS_TOKEN).
+    .output(z.object({ status: z.literal('ready') }))
     .query(({ ctx }) => {
       const { runner } = ctx.runtime
       if (runner.failure !== null) {
         throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'Projections stopped' })
       }
-      return { status: 'ready' as const, projection_position: String(runner.position) }
+      return { status: 'ready' as const }
     }),
 })
