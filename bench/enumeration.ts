@@ -22,11 +22,10 @@
  *   (or npm run bench:enumeration -- --attempts 100 --fail-above 55)
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -74,8 +73,14 @@ const JSON_TYPE = 'application/json'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const dataDir = mkdtempSync(join(tmpdir(), 'auth-bench-enum-'))
 
-/** Starts the service on a port the OS picks, and resolves with its URL once it listens. */
+/**
+ * Starts the service on a port the OS picks, and resolves with its URL once it listens. Its log
+ * goes to a file, not a pipe: a log line that only known accounts cause (a mail written to the
+ * log) would otherwise wake this process while it times the answer.
+ */
 function startService(): Promise<{ child: ChildProcess; url: string }> {
+  const logFile = join(dataDir, 'service.log')
+  const out = openSync(logFile, 'w')
   const child = spawn(process.execPath, [join(root, 'src/main.ts')], {
     cwd: root,
     env: {
@@ -87,20 +92,23 @@ function startService(): Promise<{ child: ChildProcess; url: string }> {
       ADMIN_BOOTSTRAP_TOKEN: 'enumeration-bench',
       LOG_LEVEL: 'info',
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', out, 'inherit'],
   })
+  closeSync(out)
   return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error('the service did not start within 30 s')), 30_000)
+    const deadline = Date.now() + 30_000
     child.once('exit', (code) => reject(new Error(`the service exited with ${code}`)))
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { message?: string; url?: string }
-        if (entry.message === 'listening' && entry.url) {
-          clearTimeout(timer)
-          resolvePromise({ child, url: entry.url })
-        }
-      } catch {}
-    })
+    const poll = (): void => {
+      for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+        try {
+          const entry = JSON.parse(line) as { message?: string; url?: string }
+          if (entry.message === 'listening' && entry.url) return resolvePromise({ child, url: entry.url })
+        } catch {}
+      }
+      if (Date.now() > deadline) return reject(new Error('the service did not start within 30 s'))
+      setTimeout(poll, 50)
+    }
+    poll()
   })
 }
 

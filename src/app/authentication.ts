@@ -15,13 +15,13 @@ import { DomainError, isDomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
 import { sessionDecider } from '../../domain/session.ts'
 import type { EventStore } from '../eventstore/event-store.ts'
-import type { Logger } from '../logger.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries } from '../readstore/queries.ts'
 import type { TokenService } from '../security/access-tokens.ts'
 import type { PasswordHasher } from '../security/passwords.ts'
 import { formatIdToken, hashOpaqueToken, newOpaqueToken, parseIdToken } from '../security/refresh-tokens.ts'
 import { matchRecoveryCode, verifyTotp } from '../security/totp.ts'
+import type { AfterAnswer } from './after-answer.ts'
 import type { CommandContext, CommandHandler } from './command-handler.ts'
 import { reserveId } from './id-sequence.ts'
 import { type LoginThrottle, throttleKey } from './login-throttle.ts'
@@ -64,7 +64,7 @@ export type AuthenticationDeps = {
   /** Absolute session lifetime from the login. */
   sessionMaxAgeSeconds: number
   throttle: LoginThrottle
-  log: Logger
+  afterAnswer: AfterAnswer
   now: () => Date
 }
 
@@ -72,8 +72,6 @@ export function createAuthentication(deps: AuthenticationDeps) {
   const { store, commands, runner, queries, passwords, tokens, throttle, now } = deps
   /** Challenge tokens are single-use: flow state, not an event. */
   const usedChallenges = new Map<string, number>()
-  /** Failed logins being recorded after their answer went out. */
-  const recording = new Set<Promise<void>>()
 
   async function loadExisting(userId: number): Promise<{ account: ExistingAccount; revision: number }> {
     const { state, revision } = await commands.load(accountStream(userId), accountDecider)
@@ -102,17 +100,15 @@ export function createAuthentication(deps: AuthenticationDeps) {
    * (in memory, the same for both) has already counted it.
    */
   function recordFailureAfterAnswer(userId: number, client: Client): void {
-    const pending = recordFailure(userId, 'password', client)
-      .catch((error: unknown) => {
-        // A lock that another failure just set refuses this one: the lock is what counts.
-        if (!isDomainError(error, 'ACCOUNT_LOCKED'))
-          deps.log.error('recording a failed login failed', {
-            user_id: userId,
-            error: (error as Error).message,
-          })
-      })
-      .finally(() => recording.delete(pending))
-    recording.add(pending)
+    deps.afterAnswer.run(
+      'recording a failed login failed',
+      // A lock that another failure just set refuses this one: the lock is what counts.
+      () =>
+        recordFailure(userId, 'password', client).catch((error: unknown) => {
+          if (!isDomainError(error, 'ACCOUNT_LOCKED')) throw error
+        }),
+      { user_id: userId },
+    )
   }
 
   /**
@@ -371,10 +367,6 @@ export function createAuthentication(deps: AuthenticationDeps) {
     verifySecondFactor,
     refresh,
     revokeSession,
-    /** Resolves once every failed login answered so far is recorded (tests, shutdown). */
-    async settled(): Promise<void> {
-      while (recording.size > 0) await Promise.allSettled([...recording])
-    },
   }
 }
 

@@ -5,11 +5,11 @@
 import { accountDecider } from '../../domain/account.decider.ts'
 import { DomainError } from '../../domain/errors.ts'
 import { passwordProblem } from '../../domain/password-policy.ts'
-import type { Logger } from '../logger.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries, UserRow } from '../readstore/queries.ts'
 import type { PasswordHasher } from '../security/passwords.ts'
 import { formatIdToken, hashOpaqueToken, newOpaqueToken, parseIdToken } from '../security/refresh-tokens.ts'
+import type { AfterAnswer } from './after-answer.ts'
 import type { CommandHandler } from './command-handler.ts'
 import type { Mailer } from './mailer.ts'
 import { accountStream } from './streams.ts'
@@ -22,13 +22,12 @@ export function createPasswordReset(deps: {
   queries: Queries
   passwords: PasswordHasher
   mailer: Mailer
-  log: Logger
+  afterAnswer: AfterAnswer
   publicUrl: string
   now: () => Date
 }) {
   const { commands, runner, queries, passwords, mailer, now } = deps
   const invalid = (): DomainError => new DomainError('RESET_TOKEN_INVALID', 'Invalid or expired reset token')
-  const requests = new Set<Promise<void>>()
 
   async function issue(user: UserRow): Promise<void> {
     const secret = newOpaqueToken()
@@ -57,24 +56,13 @@ export function createPasswordReset(deps: {
   return {
     /**
      * Answers at once for known and unknown addresses alike: even the lookup runs after the
-     * answer has gone out (a timer fires after the server's end-of-turn write), so response
-     * time does not tell whether an account exists.
+     * answer has gone out, so response time does not tell whether an account exists.
      */
     request(email: string): void {
-      const pending = new Promise<void>((resolve) => setTimeout(resolve, 0))
-        .then(() => {
-          const user = queries.userByEmail(email)
-          return user?.is_active === 1 ? issue(user) : undefined
-        })
-        .catch((error: unknown) =>
-          deps.log.error('password reset request failed', { error: (error as Error).message }),
-        )
-        .finally(() => requests.delete(pending))
-      requests.add(pending)
-    },
-    /** Resolves once every request answered so far has been handled (tests, shutdown). */
-    async settled(): Promise<void> {
-      while (requests.size > 0) await Promise.allSettled([...requests])
+      deps.afterAnswer.run('password reset request failed', async () => {
+        const user = queries.userByEmail(email)
+        if (user?.is_active === 1) await issue(user)
+      })
     },
     async reset(token: string, newPassword: string): Promise<void> {
       const parsed = parseIdToken(token)

@@ -19,6 +19,7 @@ import { loadSigningKeys } from '../security/signing-keys.ts'
 import { createAccessGate } from './access-gate.ts'
 import { createAccounts } from './accounts.ts'
 import { createAdministration } from './administration.ts'
+import { createAfterAnswer } from './after-answer.ts'
 import { createAudit } from './audit.ts'
 import { createAuthentication } from './authentication.ts'
 import { createChatbot } from './chatbot.ts'
@@ -88,6 +89,7 @@ export async function openRuntime(
   const claims = createUniqueClaims(store, loadOrCreateSecret(config.dataDir, 'uniqueness'), now)
   const passwords = options.passwords ?? createPasswordHasher()
   const throttle = createLoginThrottle(nowMs)
+  const afterAnswer = createAfterAnswer(log)
   // An admin's unlock lifts the throttle of every client on that account: an admin can always recover.
   runner.onApplied((event) => {
     if (event.type !== 'AccountUnlocked') return
@@ -117,7 +119,7 @@ export async function openRuntime(
     refreshReuseGraceSeconds: config.refreshReuseGraceSeconds,
     sessionMaxAgeSeconds: config.sessionMaxAgeSeconds,
     throttle,
-    log,
+    afterAnswer,
     now,
   })
   const gate = createAccessGate(tokens, queries, runner, nowMs)
@@ -145,7 +147,7 @@ export async function openRuntime(
     queries,
     passwords,
     mailer,
-    log,
+    afterAnswer,
     publicUrl: config.publicUrl,
     now,
   })
@@ -166,6 +168,7 @@ export async function openRuntime(
     signingKeys,
     tokens,
     authentication,
+    afterAnswer,
     gate,
     administration,
     audit,
@@ -176,7 +179,7 @@ export async function openRuntime(
     now,
     async close(): Promise<void> {
       // Work that runs after its answer went out: failed logins, reset requests.
-      await Promise.all([authentication.settled(), passwordReset.settled()])
+      await afterAnswer.settled()
       await runner.stop()
       await mailer.close()
       await passwords.close()

@@ -69,7 +69,7 @@ describe('a parallel brute force on one account', () => {
     expect(Number(right.headers.get('retry-after'))).toBeLessThanOrEqual(15 * 60)
 
     // Every 401 is one recorded failure, and no attempt past the limit reached the account.
-    await server.runtime.authentication.settled()
+    await server.runtime.afterAnswer.settled()
     const events = await server.runtime.store.readStream(`user-${victimId}`)
     const types = events.map((e) => e.type)
     expect(

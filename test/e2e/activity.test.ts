@@ -75,7 +75,7 @@ describe('GET /auth/activity', () => {
     })
     expect(failed.status).toBe(401)
     // The failure is recorded just after its answer (so timing cannot tell known users apart).
-    await server.runtime.authentication.settled()
+    await server.runtime.afterAnswer.settled()
 
     // Refresh-token reuse: rotate twice, then present the first rotated-out token again (the
     // token rotated out last would be within the two-tabs grace period).

@@ -52,7 +52,7 @@ async function failFromManyClients(username: string, failures: number, path = '/
         : await loginFrom(client, username, `wrong-${i}`)
     expect(reply.status, `failure ${i + 1} from ${client}`).toBe(401)
   }
-  await server.runtime.authentication.settled()
+  await server.runtime.afterAnswer.settled()
 }
 
 describe('a stranger guessing passwords', () => {

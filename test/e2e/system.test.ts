@@ -170,7 +170,7 @@ describe('health and readiness', () => {
     const known = newUser('readyzprobe')
     await register(request, known)
     await request('POST', '/auth/login', { form: { username: known.username, password: 'wrong-password-1' } })
-    await server.runtime.authentication.settled()
+    await server.runtime.afterAnswer.settled()
     const after = await request('GET', '/readyz')
     expect(after.body).toEqual(before.body)
   })
