@@ -253,7 +253,7 @@ export const ruleBasedAssistant: ChatAssistant = {
               }
         }
         return {
-          reply: `${lockStatus(s)} Five failed sign-ins in a row lock it for 15 minutes (each later automatic lock lasts twice as long); a successful sign-in resets the count.${failuresNote(s)} If you forgot your password, POST /auth/password-reset-request sends a reset link.`,
+          reply: `${lockStatus(s)} Five failed sign-ins in a row from one device pause sign-ins from that device for 15 minutes (each later pause lasts twice as long); twenty in a row from anywhere lock the account for new sign-ins, while sessions already open keep working. A successful sign-in resets the count.${failuresNote(s)} If you forgot your password, POST /auth/password-reset-request sends a reset link.`,
           suggested_endpoints: [ENDPOINTS.resetRequest, ENDPOINTS.activity],
         }
       case 'change_email':
