@@ -1,11 +1,67 @@
-import type { Projection } from './projection.ts'
+import type { Projection, ReadModelWriter } from './projection.ts'
 import { str } from './projection.ts'
 
 const FOREVER = '9999-12-31T23:59:59.999Z'
 
+/**
+ * `users_search` serves `GET /admin/users?q=`: an FTS5 trigram index (case-insensitive substring
+ * match, 3 characters or more) over username, email and full name. It is an external-content
+ * table over `users`, so it holds no copy of the text, only the index. Triggers keep it in step
+ * with every insert, change of those columns and delete of a `users` row, whichever event of
+ * `apply` caused it.
+ *
+ * Erasure: a delete hands FTS5 the old values ('delete'), and with the table's 'secure-delete'
+ * option (set by the triggers before their first delete) FTS5 removes those terms from the index
+ * at once instead of recording a tombstone beside them; with the read store's `secure_delete`
+ * pragma the freed bytes are zeroed. So an erased user's text does not stay in the shadow tables.
+ *
+ * Opening the read store writes nothing here (every statement is `IF NOT EXISTS`), so another
+ * process can open the file while the service writes. A file from before the index has an empty
+ * one: the first write to `users`, or the first event `apply` sees, fills it (`rebuild`), and
+ * until then `queries.listUsers` scans. The triggers delete only what is indexed and index only
+ * what is not, so the index cannot drift from the table.
+ */
+const BUILD_SEARCH_INDEX = `
+  INSERT INTO users_search (users_search) SELECT 'rebuild'
+    WHERE NOT EXISTS (SELECT 1 FROM users_search_docsize) AND EXISTS (SELECT 1 FROM users)`
+const SECURE_DELETE = `
+  INSERT INTO users_search (users_search, rank) SELECT 'secure-delete', 1
+    WHERE NOT EXISTS (SELECT 1 FROM users_search_config WHERE k = 'secure-delete' AND v = 1)`
+const UNINDEX_OLD = `
+  INSERT INTO users_search (users_search, rowid, username, email, full_name)
+    SELECT 'delete', old.id, old.username, old.email, old.full_name
+    WHERE EXISTS (SELECT 1 FROM users_search_docsize WHERE id = old.id)`
+const INDEX_NEW = `
+  INSERT INTO users_search (rowid, username, email, full_name)
+    SELECT new.id, new.username, new.email, new.full_name
+    WHERE NOT EXISTS (SELECT 1 FROM users_search_docsize WHERE id = new.id)`
+const SEARCH_SCHEMA = `
+    CREATE VIRTUAL TABLE IF NOT EXISTS users_search USING fts5(
+      username, email, full_name, tokenize = 'trigram', content = 'users', content_rowid = 'id'
+    );
+    CREATE TRIGGER IF NOT EXISTS users_search_insert AFTER INSERT ON users BEGIN
+      ${BUILD_SEARCH_INDEX};
+      ${INDEX_NEW};
+    END;
+    CREATE TRIGGER IF NOT EXISTS users_search_update AFTER UPDATE OF id, username, email, full_name ON users BEGIN
+      ${SECURE_DELETE};
+      ${BUILD_SEARCH_INDEX};
+      ${UNINDEX_OLD};
+      ${INDEX_NEW};
+    END;
+    CREATE TRIGGER IF NOT EXISTS users_search_delete AFTER DELETE ON users BEGIN
+      ${SECURE_DELETE};
+      ${BUILD_SEARCH_INDEX};
+      ${UNINDEX_OLD};
+    END;
+`
+/** The read stores whose search index this process has made sure is built. */
+const searchIndexChecked = new WeakSet<ReadModelWriter>()
+
 export const usersProjection: Projection = {
   name: 'users',
-  tables: ['users', 'erased_users'],
+  // users_search after users: dropping users drops the triggers that write the index.
+  tables: ['users', 'erased_users', 'users_search'],
   schema: `
     CREATE TABLE IF NOT EXISTS users (
       id INTEGER PRIMARY KEY,
@@ -30,6 +86,7 @@ export const usersProjection: Projection = {
     CREATE INDEX IF NOT EXISTS users_email ON users (email_lower);
     CREATE INDEX IF NOT EXISTS users_role ON users (role, id);
     CREATE TABLE IF NOT EXISTS erased_users (user_id INTEGER PRIMARY KEY);
+    ${SEARCH_SCHEMA}
   `,
   handles: new Set([
     'AccountRegistered',
@@ -48,6 +105,10 @@ export const usersProjection: Projection = {
     'SessionStarted',
   ]),
   apply(event, db) {
+    if (!searchIndexChecked.has(db)) {
+      db.run(BUILD_SEARCH_INDEX)
+      searchIndexChecked.add(db)
+    }
     const d = event.data
     if (event.type === 'SessionStarted') {
       db.run(

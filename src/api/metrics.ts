@@ -1,4 +1,4 @@
-/** Prometheus text metrics: requests by route and status, latency histogram, logins by outcome, projection lag. */
+/** Prometheus text metrics: requests by route and status, latency histogram, logins by outcome, projection lag (a position delta). */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 export function createMetrics() {
@@ -35,7 +35,12 @@ export function createMetrics() {
       logins.set(outcome, (logins.get(outcome) ?? 0) + 1)
     },
 
-    render(gauges: { projectionLagEvents: number; projectionPosition: bigint }): string {
+    /**
+     * `projectionLag` is a difference of global positions (head of the store minus the read
+     * models' position): the number of events not yet applied on the embedded store, whose
+     * positions count events; log bytes on EventStoreDB. 0 means caught up either way.
+     */
+    render(gauges: { projectionLag: bigint; projectionPosition: bigint }): string {
       const lines: string[] = []
       lines.push('# HELP http_requests_total HTTP requests by route template and status.')
       lines.push('# TYPE http_requests_total counter')
@@ -60,9 +65,16 @@ export function createMetrics() {
       lines.push('# HELP auth_logins_total Login attempts by outcome.')
       lines.push('# TYPE auth_logins_total counter')
       for (const [outcome, n] of logins) lines.push(`auth_logins_total{outcome="${label(outcome)}"} ${n}`)
-      lines.push('# HELP auth_projection_lag_events Events in the store not yet applied to the read models.')
+      lines.push(
+        '# HELP auth_projection_lag How far the read models trail the event store, as a position delta: global position of the last event minus the position applied (events on the embedded store, log bytes on EventStoreDB; 0 = caught up).',
+      )
+      lines.push('# TYPE auth_projection_lag gauge')
+      lines.push(`auth_projection_lag ${gauges.projectionLag}`)
+      lines.push(
+        '# HELP auth_projection_lag_events Deprecated, use auth_projection_lag: the same position delta (the count of unapplied events on the embedded store only).',
+      )
       lines.push('# TYPE auth_projection_lag_events gauge')
-      lines.push(`auth_projection_lag_events ${gauges.projectionLagEvents}`)
+      lines.push(`auth_projection_lag_events ${gauges.projectionLag}`)
       lines.push('# HELP auth_projection_position Global position the read models have reached.')
       lines.push('# TYPE auth_projection_position gauge')
       lines.push(`auth_projection_position ${gauges.projectionPosition}`)

@@ -1,25 +1,74 @@
-/** Per-client, per-route fixed windows of one minute, in memory (flow state, not events). */
-export function createRateLimiter(limitPerMinute: number, now: () => number = Date.now) {
-  const windows = new Map<string, { start: number; count: number }>()
+/**
+ * Per-client, per-route fixed windows of one minute, in memory (flow state, not events).
+ *
+ * Memory is bounded whatever the clients send (with TRUST_PROXY=1 a client names its own address
+ * in X-Forwarded-For, so it can make up any number of them): at most `maxEntries` windows, each
+ * keyed by at most MAX_CLIENT_CHARS of the client address. The map is kept in the order the
+ * windows started, so the one to evict when a new client arrives at the cap is the oldest — except
+ * that a window still refusing its client is moved to the back (up to MAX_SKIPS of them per
+ * eviction), so a flood of fresh clients does not hand a limited client a fresh allowance.
+ *
+ * The trade-off of a fixed cap: a limited client keeps its window through any number of others
+ * coming and going, unless the flood itself consists of more than `maxEntries` windows that are
+ * over their limit within the same minute; then the oldest of those are forgotten and may start
+ * again. A client able to produce that many addresses can already escape a per-address limit by
+ * rotating addresses, so the cap takes nothing from the limit that a real address gets.
+ */
+export const DEFAULT_MAX_ENTRIES = 100_000
+const WINDOW_MS = 60_000
+/** Longer than any IPv6 address with a zone; longer made-up "addresses" share a window. */
+const MAX_CLIENT_CHARS = 100
+/** How many refusing windows one eviction moves to the back before it evicts whatever is first. */
+const MAX_SKIPS = 8
+
+type Window = { start: number; count: number }
+
+export function createRateLimiter(
+  limitPerMinute: number,
+  now: () => number = Date.now,
+  maxEntries: number = DEFAULT_MAX_ENTRIES,
+) {
+  const windows = new Map<string, Window>()
   let lastSweep = now()
+
+  /** Makes room for one window: drops the oldest, sparing up to MAX_SKIPS that still refuse. */
+  function evictOne(t: number): void {
+    for (let skipped = 0; ; skipped++) {
+      const first = windows.entries().next()
+      if (first.done) return
+      const [key, w] = first.value
+      windows.delete(key)
+      const refusing = w.count > limitPerMinute && t - w.start < WINDOW_MS
+      if (!refusing || skipped >= MAX_SKIPS) return
+      windows.set(key, w)
+    }
+  }
 
   return {
     /** Seconds to wait, or 0 when the request may go ahead. */
     hit(client: string, route: string): number {
       if (limitPerMinute <= 0) return 0
       const t = now()
-      if (t - lastSweep > 60_000) {
-        for (const [key, w] of windows) if (t - w.start >= 60_000) windows.delete(key)
+      if (t - lastSweep > WINDOW_MS) {
+        for (const [key, w] of windows) if (t - w.start >= WINDOW_MS) windows.delete(key)
         lastSweep = t
       }
-      const key = `${client} ${route}`
+      const key = `${client.length > MAX_CLIENT_CHARS ? client.slice(0, MAX_CLIENT_CHARS) : client} ${route}`
       let w = windows.get(key)
-      if (!w || t - w.start >= 60_000) {
+      if (!w || t - w.start >= WINDOW_MS) {
+        // A new window goes to the back, so the map stays in the order the windows started.
+        if (w) windows.delete(key)
+        else if (windows.size >= maxEntries) evictOne(t)
         w = { start: t, count: 0 }
         windows.set(key, w)
       }
       w.count++
-      return w.count > limitPerMinute ? Math.max(1, Math.ceil((w.start + 60_000 - t) / 1000)) : 0
+      return w.count > limitPerMinute ? Math.max(1, Math.ceil((w.start + WINDOW_MS - t) / 1000)) : 0
+    },
+
+    /** How many windows are held (for tests and the memory bound). */
+    get size(): number {
+      return windows.size
     },
   }
 }

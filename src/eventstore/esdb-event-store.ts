@@ -319,6 +319,33 @@ class EsdbEventStore implements EventStore {
     return subscription
   }
 
+  /**
+   * The commit position of the last of our events: `$all` read backwards from its end, a page at
+   * a time, skipping what `readAll` would skip (system events, links, binary events).
+   */
+  async headPosition(): Promise<bigint> {
+    this.#assertOpen()
+    try {
+      let from: ReadPosition = END
+      for (;;) {
+        const start = from
+        const page = await this.#read<Resolved>(() =>
+          this.#client.readAll({ fromPosition: start, direction: BACKWARDS, maxCount: PAGE_SIZE }),
+        )
+        let last: Position | undefined
+        for (const resolved of page) {
+          last = resolved.event?.position ?? last
+          const event = toRecorded(resolved)
+          if (event && !isSystem(event) && event.position >= 0n) return event.position
+        }
+        if (page.length < PAGE_SIZE || !last) return 0n
+        from = last
+      }
+    } catch (error) {
+      throw this.#mapError(error)
+    }
+  }
+
   async listStreams(): Promise<string[]> {
     this.#assertOpen()
     const streams = new Set<string>()

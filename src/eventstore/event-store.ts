@@ -66,6 +66,12 @@ export interface EventStore {
     handler: EventHandler,
     onError?: (error: unknown) => void,
   ): Subscription
+  /**
+   * The global position of the last event in the store (0n when it is empty), without reading
+   * events: cheap enough for every metrics scrape. `headPosition() - p` is how far a reader at
+   * position `p` lags, in positions (an event count on SQLite, log bytes on EventStoreDB).
+   */
+  headPosition(): Promise<bigint>
   /** Names of every stream, for audits. */
   listStreams(): Promise<string[]>
   close(): Promise<void>

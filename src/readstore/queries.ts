@@ -1,5 +1,5 @@
 /** Reads of the read models: users, sessions and activity. */
-import type { DatabaseSync } from 'node:sqlite'
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import type { Role } from '../../domain/event.ts'
 
 export type UserRow = {
@@ -39,6 +39,25 @@ export type ActivityRow = {
   session_id: number | null
 }
 
+export type ListUsersOptions = {
+  skip: number
+  limit: number
+  role?: Role
+  /** Case-insensitive substring of username, email or full name. */
+  q?: string
+  /** Keyset paging: only users with a greater id (then `skip` applies). */
+  after_id?: number
+}
+
+/**
+ * The trigram index (users_search) finds substrings of 3 characters or more; shorter ones, and
+ * text FTS5 would read only up to a NUL, are matched by a scan of the users table instead.
+ */
+export const usesSearchIndex = (q: string): boolean => [...q].length >= 3 && !q.includes('\0')
+
+/** `q` as one FTS5 phrase: quoted, with its own double quotes doubled, so no character is syntax. */
+export const ftsPhrase = (q: string): string => `"${q.replaceAll('"', '""')}"`
+
 export const isLockedRow = (user: UserRow, nowMs: number): boolean =>
   user.locked_until !== null && Date.parse(user.locked_until) > nowMs
 
@@ -56,6 +75,18 @@ export function createQueries(db: DatabaseSync) {
   const adminCount = db.prepare("SELECT count(*) AS n FROM users WHERE role = 'admin'")
   const erased = db.prepare('SELECT user_id FROM erased_users ORDER BY user_id')
   const sessionsOf = db.prepare('SELECT session_id FROM session_owners WHERE user_id = ? ORDER BY session_id')
+  /** One prepared statement per shape of the list query (at most 2 × 2 × 2 = 8 of them). */
+  const listStatements = new Map<string, StatementSync>()
+  // A read-model file from before the search index gets it filled at its first users write;
+  // until then `q` scans as it used to. Once built, the triggers keep it so.
+  const searchIndexState = db.prepare(
+    'SELECT EXISTS (SELECT 1 FROM users_search_docsize) OR NOT EXISTS (SELECT 1 FROM users) AS built',
+  )
+  let searchIndexBuilt = false
+  const searchIndexReady = (): boolean => {
+    if (!searchIndexBuilt) searchIndexBuilt = (searchIndexState.get() as { built: number }).built === 1
+    return searchIndexBuilt
+  }
 
   return {
     userById: (id: number): UserRow | undefined => userById.get(id) as UserRow | undefined,
@@ -71,22 +102,38 @@ export function createQueries(db: DatabaseSync) {
       (sessionsOf.all(userId) as { session_id: number }[]).map((r) => r.session_id),
     erasedUserIds: (): number[] => (erased.all() as { user_id: number }[]).map((r) => r.user_id),
     hasAdmin: (): boolean => (adminCount.get() as { n: number }).n > 0,
-    listUsers(options: { skip: number; limit: number; role?: Role; q?: string }): UserRow[] {
+    listUsers(options: ListUsersOptions): UserRow[] {
       const where: string[] = []
       const params: (string | number)[] = []
-      if (options.role) {
-        where.push('role = ?')
-        params.push(options.role)
-      }
-      if (options.q) {
+      // Served by the trigram index when it can be (3 characters or more), else by a scan.
+      const indexed = options.q ? usesSearchIndex(options.q) && searchIndexReady() : false
+      const id = indexed ? 'users_search.rowid' : 'users.id'
+      if (indexed) {
+        where.push('users_search MATCH ?')
+        params.push(ftsPhrase(options.q as string))
+      } else if (options.q) {
         const like = `%${options.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
         where.push(
           "(username_lower LIKE ? ESCAPE '\\' OR email_lower LIKE ? ESCAPE '\\' OR lower(coalesce(full_name, '')) LIKE ? ESCAPE '\\')",
         )
         params.push(like, like, like)
       }
-      const sql = `SELECT * FROM users ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ? OFFSET ?`
-      return db.prepare(sql).all(...params, options.limit, options.skip) as UserRow[]
+      if (options.after_id !== undefined) {
+        where.push(`${id} > ?`)
+        params.push(options.after_id)
+      }
+      if (options.role) {
+        where.push('users.role = ?')
+        params.push(options.role)
+      }
+      const from = indexed ? 'users_search JOIN users ON users.id = users_search.rowid' : 'users'
+      const sql = `SELECT users.* FROM ${from} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${id} LIMIT ? OFFSET ?`
+      let statement = listStatements.get(sql)
+      if (!statement) {
+        statement = db.prepare(sql)
+        listStatements.set(sql, statement)
+      }
+      return statement.all(...params, options.limit, options.skip) as UserRow[]
     },
   }
 }

@@ -275,6 +275,28 @@ describe('admin routes', () => {
       }
     })
 
+    it('pages by key with after_id (skip applies after it), alone or with q and role', async () => {
+      const ids = (reply: { body: { id: number }[] }) => reply.body.map((u) => u.id)
+      const [first, second, third] = listed.map((l) => l.id)
+      const after = await request('GET', `/admin/users?q=${tag}&after_id=${first}`, { token: admin.token })
+      expect(after.status).toBe(200)
+      expect(ids(after)).toEqual([second, third])
+      const skipped = await request('GET', `/admin/users?q=${tag}&after_id=${first}&skip=1`, {
+        token: admin.token,
+      })
+      expect(ids(skipped)).toEqual([third])
+      const withRole = await request('GET', `/admin/users?role=user&q=${tag}&after_id=${second}`, {
+        token: admin.token,
+      })
+      expect(ids(withRole)).toEqual([third])
+      const page = await request('GET', `/admin/users?after_id=${second}&limit=1`, { token: admin.token })
+      expect(ids(page)).toEqual([third])
+      expect((await request('GET', '/admin/users?after_id=-1', { token: admin.token })).status).toBe(422)
+      const bad = await request('GET', '/admin/users?after_id=abc', { token: admin.token })
+      expect(bad.status).toBe(422)
+      expect(bad.body.detail[0].loc).toEqual(['query', 'after_id'])
+    })
+
     it('filters by role', async () => {
       const vendor = newUser('listvendor')
       const created = await request('POST', '/vendor/register_vendor', {

@@ -224,6 +224,8 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/^auth_logins_total\{outcome="success"\} [1-9]\d*$/m)
     expect(text).toMatch(/^auth_logins_total\{outcome="bad_credentials"\} [1-9]\d*$/m)
 
+    expect(text).toContain('# TYPE auth_projection_lag gauge')
+    expect(text).toMatch(/^auth_projection_lag 0$/m)
     expect(text).toContain('# TYPE auth_projection_lag_events gauge')
     expect(text).toMatch(/^auth_projection_lag_events 0$/m)
   })

@@ -150,6 +150,18 @@ export function describeEventStoreContract(name: string, factory: StoreFactory):
       expect(seen).not.toContain(99)
     })
 
+    it('headPosition is where the last event sits, without reading events', async () => {
+      const before = await store.headPosition()
+      expect(before >= 0n).toBe(true)
+      const written = await store.append(streamName(), [newEvent('A'), newEvent('B')], 'no_stream')
+      const head = await store.headPosition()
+      // A shared EventStoreDB may have more events after ours by now, never fewer.
+      expect(head >= written.position).toBe(true)
+      expect(head > before).toBe(true)
+      const tail = await store.readAll({ fromPosition: written.position })
+      if (tail.length === 0) expect(head).toBe(written.position)
+    })
+
     it('keeps everything after closing and reopening', async () => {
       const s = streamName()
       await store.append(s, [newEvent('A', { v: 1 })], 'no_stream')
