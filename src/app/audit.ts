@@ -6,8 +6,11 @@
 import { accountDecider } from '../../domain/account.decider.ts'
 import type { AccountEvent } from '../../domain/account.events.ts'
 import type { Account } from '../../domain/account.ts'
+import { verifyConsistency } from '../../scripts/verify-proof.ts'
+import { consistencyProof, inclusionProof, leafHash, rootOf } from '../audit/merkle.ts'
 import type { EventStore, RecordedEvent } from '../eventstore/event-store.ts'
-import { type ChainBreak, verifyChain } from '../eventstore/hash-chain.ts'
+import { eventHash, GENESIS_HASH, verifyChain } from '../eventstore/hash-chain.ts'
+import type { Leaf, MerkleTree } from '../readstore/merkle-tree.ts'
 import type { TokenService } from '../security/access-tokens.ts'
 import type { EventCodec } from './event-codec.ts'
 import { accountStream, sessionStream } from './streams.ts'
@@ -22,12 +25,58 @@ export type AuditEvent = {
   hash: string
 }
 
-export type CheckpointPayload = {
+/** The first release's checkpoint: every stream's head. Still verified, no longer issued. */
+export type StreamCheckpointPayload = {
   issued_at: string
   streams: Record<string, { revision: number; hash: string }>
 }
 
+/** A signed tree head: the size and root of the log-wide Merkle tree (RFC 9162) at a time. */
+export type TreeHead = { tree_size: number; root_hash: string; issued_at: string }
+
 export type CheckpointBreak = { stream: string; revision: number; reason: string }
+
+/**
+ * Where the log first disagrees with the chain rules or with the Merkle tree. When the tree no
+ * longer extends the head the last verify reached (it was rebuilt from a rewritten log), the
+ * break names that head's size and no event.
+ */
+export type LogBreak = {
+  stream_id: string | null
+  revision: number | null
+  position: string | null
+  leaf_index: number
+  reason:
+    | 'hash_mismatch'
+    | 'prev_hash_mismatch'
+    | 'differs_from_tree'
+    | 'missing_events'
+    | 'tree_differs_from_verified_head'
+}
+
+export type InclusionProof = {
+  leaf_index: number
+  tree_size: number
+  leaf_hash: string
+  audit_path: string[]
+}
+
+/** Events checked per slice of a verify; the event loop gets a turn between slices. */
+const VERIFY_SLICE = 1000
+
+const hex = (buffer: Buffer): string => buffer.toString('hex')
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+function isTreeHead(value: unknown): value is TreeHead {
+  const v = value as TreeHead
+  return (
+    Number.isSafeInteger(v?.tree_size) &&
+    v.tree_size >= 0 &&
+    typeof v.root_hash === 'string' &&
+    /^[0-9a-f]{64}$/.test(v.root_hash) &&
+    typeof v.issued_at === 'string'
+  )
+}
 
 const SECRET_FIELDS = new Set([
   'password_hash',
@@ -61,10 +110,11 @@ export function createAudit(deps: {
   store: EventStore
   codec: EventCodec
   tokens: TokenService
+  tree: MerkleTree
   sessionIdsOf: (userId: number) => Promise<number[]> | number[]
   now: () => Date
 }) {
-  const { store, codec, tokens } = deps
+  const { store, codec, tokens, tree } = deps
 
   async function userEvents(userId: number): Promise<RecordedEvent[] | null> {
     const account = await store.readStream(accountStream(userId))
@@ -77,11 +127,69 @@ export function createAudit(deps: {
     )
   }
 
+  function head(): TreeHead {
+    return { tree_size: tree.size, root_hash: hex(tree.root()), issued_at: deps.now().toISOString() }
+  }
+
+  /** RFC 9162 §2.1.3 inclusion proof of one leaf in the tree of `size` leaves. */
+  function inclusionOf(leafIndex: number, size: number, eventHash: string): InclusionProof {
+    return {
+      leaf_index: leafIndex,
+      tree_size: size,
+      leaf_hash: hex(leafHash(eventHash)),
+      audit_path: inclusionProof(leafIndex, size, tree.subtree()).map(hex),
+    }
+  }
+
+  async function verifyStreamCheckpoint(
+    payload: StreamCheckpointPayload,
+  ): Promise<{ ok: boolean; streams_checked: number; first_broken: CheckpointBreak | null }> {
+    let first_broken: CheckpointBreak | null = null
+    let streams_checked = 0
+    for (const [stream, head] of Object.entries(payload.streams)) {
+      streams_checked++
+      if (first_broken) continue
+      const events = await store.readStream(stream)
+      const upTo = events.slice(0, head.revision + 1)
+      const chainBreak = verifyChain(upTo)
+      if (upTo.length !== head.revision + 1) {
+        first_broken = { stream, revision: head.revision, reason: 'missing_events' }
+      } else if (chainBreak) {
+        first_broken = { stream, revision: chainBreak.revision, reason: chainBreak.reason }
+      } else if (upTo[head.revision].metadata.hash !== head.hash) {
+        first_broken = { stream, revision: head.revision, reason: 'differs_from_checkpoint' }
+      }
+    }
+    return { ok: first_broken === null, streams_checked, first_broken }
+  }
+
   return {
-    /** Null when the account never existed. */
-    async history(userId: number): Promise<AuditEvent[] | null> {
+    /** Null when the account never existed. With `proof`, each event's inclusion in `head`. */
+    async history(
+      userId: number,
+      options: { proof?: boolean } = {},
+    ): Promise<{
+      events: (AuditEvent & { inclusion?: Omit<InclusionProof, 'leaf_hash'> | null })[]
+      head: string | null
+    } | null> {
       const events = await userEvents(userId)
-      return events ? events.map((e) => toAuditEvent(codec.decode(e))) : null
+      if (!events) return null
+      if (!options.proof) return { events: events.map((e) => toAuditEvent(codec.decode(e))), head: null }
+      const treeHead = head()
+      return {
+        events: events.map((e) => {
+          const leaf = tree.leafOf(e.stream_id, e.revision)
+          // An event the read models have not reached yet is in no signed head.
+          const inclusion =
+            leaf && leaf.leafIndex < treeHead.tree_size
+              ? (({ leaf_hash: _, ...rest }) => rest)(
+                  inclusionOf(leaf.leafIndex, treeHead.tree_size, leaf.eventHash),
+                )
+              : null
+          return { ...toAuditEvent(codec.decode(e)), inclusion }
+        }),
+        head: await tokens.signCheckpoint(treeHead),
+      }
     },
 
     /** The account as it was at `asOf`, folded from its events up to then. */
@@ -97,56 +205,161 @@ export function createAudit(deps: {
       return state
     },
 
-    async verify(): Promise<{
+    /**
+     * Walks the log in global order against the Merkle tree and each stream's hash chain: every
+     * event hashes to its stored hash, links to its stream's previous event, and is the leaf the
+     * tree holds at its index; no leaf of the tree is missing from the log. By default only the
+     * events after the last verified tree head; `full` from the first event. Runs in slices that
+     * give the event loop a turn, so the service keeps answering.
+     */
+    async verify(options: { full?: boolean } = {}): Promise<{
       ok: boolean
       streams_checked: number
       events_checked: number
-      first_broken: ChainBreak | null
+      tree_size: number
+      from_leaf: number
+      first_broken: LogBreak | null
     }> {
-      let events_checked = 0
-      let first_broken: ChainBreak | null = null
-      const streams = await store.listStreams()
-      for (const stream of streams) {
-        const events = await store.readStream(stream)
-        events_checked += events.length
-        first_broken ??= verifyChain(events)
-      }
-      return { ok: first_broken === null, streams_checked: streams.length, events_checked, first_broken }
-    },
-
-    async checkpoint(): Promise<string> {
-      const streams: CheckpointPayload['streams'] = {}
-      for (const stream of await store.listStreams()) {
-        const last = (await store.readStream(stream)).at(-1)
-        if (last) streams[stream] = { revision: last.revision, hash: last.metadata.hash }
-      }
-      const payload: CheckpointPayload = { issued_at: deps.now().toISOString(), streams }
-      return tokens.signCheckpoint(payload)
-    },
-
-    /** Null when the checkpoint's signature does not verify. */
-    async verifyCheckpoint(
-      jws: string,
-    ): Promise<{ ok: boolean; streams_checked: number; first_broken: CheckpointBreak | null } | null> {
-      const payload = (await tokens.verifyCheckpoint(jws)) as CheckpointPayload | null
-      if (!payload || typeof payload.streams !== 'object' || payload.streams === null) return null
-      let first_broken: CheckpointBreak | null = null
+      const size = tree.size
+      const verified = tree.lastVerified()
+      const extendsVerified =
+        verified === null ||
+        (verified.size <= size && hex(rootOf(verified.size, tree.subtree())) === verified.rootHash)
+      // A tree that no longer extends the last verified head is a finding; the walk then starts
+      // from the first event, to find whatever else differs.
+      const start = options.full || !extendsVerified || verified === null ? 0 : verified.size
+      let from = start === 0 ? 0n : (tree.leafAt(start - 1)?.position ?? 0n)
+      let index = start
       let streams_checked = 0
-      for (const [stream, head] of Object.entries(payload.streams)) {
-        streams_checked++
-        if (first_broken) continue
-        const events = await store.readStream(stream)
-        const upTo = events.slice(0, head.revision + 1)
-        const chainBreak = verifyChain(upTo)
-        if (upTo.length !== head.revision + 1) {
-          first_broken = { stream, revision: head.revision, reason: 'missing_events' }
-        } else if (chainBreak) {
-          first_broken = { stream, revision: chainBreak.revision, reason: chainBreak.reason }
-        } else if (upTo[head.revision].metadata.hash !== head.hash) {
-          first_broken = { stream, revision: head.revision, reason: 'differs_from_checkpoint' }
+      let first_broken: LogBreak | null = null
+      /** A leaf of the tree whose event is no longer in the log. */
+      const missing = (leaf: Leaf): LogBreak => ({
+        stream_id: leaf.streamId,
+        revision: leaf.revision,
+        position: String(leaf.position),
+        leaf_index: leaf.leafIndex,
+        reason: 'missing_events',
+      })
+      const at = (e: RecordedEvent, reason: LogBreak['reason']): LogBreak => ({
+        stream_id: e.stream_id,
+        revision: e.revision,
+        position: String(e.position),
+        leaf_index: index,
+        reason,
+      })
+      while (index < size && !first_broken) {
+        const batch = await store.readAll({ fromPosition: from, limit: VERIFY_SLICE })
+        for (const event of batch) {
+          if (index >= size) break
+          const leaf = tree.leafAt(index)
+          if (leaf && leaf.position < event.position) {
+            first_broken = missing(leaf)
+            break
+          }
+          if (
+            !leaf ||
+            leaf.position !== event.position ||
+            leaf.streamId !== event.stream_id ||
+            leaf.revision !== event.revision ||
+            leaf.eventHash !== event.metadata.hash
+          ) {
+            first_broken = at(event, 'differs_from_tree')
+            break
+          }
+          const { hash, ...rest } = event.metadata
+          if (eventHash({ ...event, metadata: rest }) !== hash) {
+            first_broken = at(event, 'hash_mismatch')
+            break
+          }
+          const previous =
+            event.revision === 0 ? GENESIS_HASH : tree.leafOf(event.stream_id, event.revision - 1)?.eventHash
+          if (event.metadata.prev_hash !== previous) {
+            first_broken = at(event, 'prev_hash_mismatch')
+            break
+          }
+          if (event.revision === 0) streams_checked++
+          index++
+        }
+        if (batch.length === 0 && index < size && !first_broken) first_broken = missing(tree.leafAt(index)!)
+        if (batch.length > 0) from = batch[batch.length - 1].position
+        await yieldToLoop()
+      }
+      if (!first_broken && !extendsVerified && verified) {
+        first_broken = {
+          stream_id: null,
+          revision: null,
+          position: null,
+          leaf_index: Math.min(verified.size, size),
+          reason: 'tree_differs_from_verified_head',
         }
       }
-      return { ok: first_broken === null, streams_checked, first_broken }
+      if (!first_broken) tree.markVerified(index, hex(rootOf(index, tree.subtree())))
+      return {
+        ok: first_broken === null,
+        streams_checked,
+        events_checked: index - start,
+        tree_size: size,
+        from_leaf: start,
+        first_broken,
+      }
+    },
+
+    /** A signed tree head: a JWS (key in the JWKS, `typ` `checkpoint+jws`) of a few hundred bytes. */
+    checkpoint(): Promise<string> {
+      return tokens.signCheckpoint(head())
+    },
+
+    inclusion(
+      where: { stream: string; revision: number } | { position: bigint },
+      treeSize = tree.size,
+    ): InclusionProof | null {
+      const leaf =
+        'position' in where ? tree.leafAtPosition(where.position) : tree.leafOf(where.stream, where.revision)
+      if (!leaf || treeSize > tree.size || leaf.leafIndex >= treeSize) return null
+      return inclusionOf(leaf.leafIndex, treeSize, leaf.eventHash)
+    },
+
+    /** Null when a size is beyond the tree or `first` > `second`. */
+    consistency(first: number, second: number): { first: number; second: number; proof: string[] } | null {
+      if (first < 0 || first > second || second > tree.size) return null
+      return { first, second, proof: consistencyProof(first, second, tree.subtree()).map(hex) }
+    },
+
+    /**
+     * A tree head: its signature, and that the current log extends it (its root is the root of
+     * the first `tree_size` leaves, proved with a consistency proof to the current head: O(log n)
+     * stored hashes). A per-stream checkpoint of the first release: as before. Null when the
+     * signature does not verify.
+     */
+    async verifyCheckpoint(
+      jws: string,
+    ): Promise<
+      | { ok: boolean; tree_size: number; first_broken: { tree_size: number; reason: string } | null }
+      | { ok: boolean; streams_checked: number; first_broken: CheckpointBreak | null }
+      | null
+    > {
+      const payload = await tokens.verifyCheckpoint(jws)
+      if (payload && typeof payload.streams === 'object' && payload.streams !== null) {
+        return verifyStreamCheckpoint(payload as StreamCheckpointPayload)
+      }
+      if (!isTreeHead(payload)) return null
+      const size = tree.size
+      const broken = (reason: string) => ({
+        ok: false,
+        tree_size: payload.tree_size,
+        first_broken: { tree_size: payload.tree_size, reason },
+      })
+      if (payload.tree_size > size) return broken('log_shorter_than_tree_head')
+      const subtree = tree.subtree()
+      const proof = consistencyProof(payload.tree_size, size, subtree)
+      const extends_ = verifyConsistency(
+        { first: payload.tree_size, second: size, proof: proof.map(hex) },
+        payload.root_hash,
+        hex(rootOf(size, subtree)),
+      )
+      return extends_
+        ? { ok: true, tree_size: payload.tree_size, first_broken: null }
+        : broken('differs_from_tree_head')
     },
   }
 }

@@ -47,6 +47,8 @@ export type ChallengeResponse = {
 }
 
 const CHALLENGE_TTL_SECONDS = 300
+/** Beyond this many used challenges in 5 minutes the oldest is forgotten (its TOTP step stays used). */
+const MAX_USED_CHALLENGES = 100_000
 const badCredentials = (): DomainError =>
   new DomainError('INVALID_CREDENTIALS', 'Incorrect username or password')
 const invalidRefresh = (): DomainError => new DomainError('REFRESH_TOKEN_INVALID', 'Invalid refresh token')
@@ -70,8 +72,19 @@ export type AuthenticationDeps = {
 
 export function createAuthentication(deps: AuthenticationDeps) {
   const { store, commands, runner, queries, passwords, tokens, throttle, now } = deps
-  /** Challenge tokens are single-use: flow state, not an event. */
+  /**
+   * Challenge tokens are single-use: flow state, not an event. All live the same 5 minutes, so
+   * the map's insertion order is their expiry order: pruning stops at the first live one.
+   */
   const usedChallenges = new Map<string, number>()
+  function rememberUsedChallenge(jti: string, exp: number): void {
+    const nowSeconds = now().getTime() / 1000
+    for (const [old, oldExp] of usedChallenges) {
+      if (oldExp >= nowSeconds && usedChallenges.size < MAX_USED_CHALLENGES) break
+      usedChallenges.delete(old)
+    }
+    usedChallenges.set(jti, exp)
+  }
 
   async function loadExisting(userId: number): Promise<{ account: ExistingAccount; revision: number }> {
     const { state, revision } = await commands.load(accountStream(userId), accountDecider)
@@ -284,8 +297,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
           },
           { actorId: userId, owner: userId },
         )
-        usedChallenges.set(claims.jti, claims.exp)
-        for (const [jti, exp] of usedChallenges) if (exp * 1000 < now().getTime()) usedChallenges.delete(jti)
+        rememberUsedChallenge(claims.jti, claims.exp)
         return startSession(accepted.state as ExistingAccount, accepted.revision ?? 0, ['pwd', 'otp'], client)
       },
       () => true,

@@ -1,5 +1,5 @@
 /**
- * Signs a checkpoint of every stream's head at an interval and keeps it in
+ * Signs a tree head (the log-wide Merkle tree's size and root) at an interval and keeps it in
  * `<dataDir>/checkpoints/`, so that an auditor always has a recent one to hold the store to
  * (copy them off the machine: a checkpoint is only as safe as the place it is kept).
  */

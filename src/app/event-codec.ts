@@ -7,6 +7,7 @@ import { DomainError } from '../../domain/errors.ts'
 import { ERASED, PERSONAL_FIELDS } from '../../domain/personal-data.ts'
 import { SESSION_EVENT_TYPES } from '../../domain/session.events.ts'
 import type { RecordedEvent } from '../eventstore/event-store.ts'
+import { ENCRYPTED_PREFIX } from '../security/data-keys.ts'
 import { dataKeyOwner } from './streams.ts'
 
 export interface FieldCipher {
@@ -67,7 +68,9 @@ export function createEventCodec(cipher: FieldCipher) {
       const data = { ...event.data }
       for (const field of fields) {
         const value = data[field]
-        if (typeof value !== 'string') continue
+        // Not encrypted: a field that became personal later (the HMAC keys), in an event written
+        // before. History cannot be rewritten; it stays as it was stored.
+        if (typeof value !== 'string' || !value.startsWith(ENCRYPTED_PREFIX)) continue
         data[field] = userId === null ? ERASED : (cipher.decrypt(dataKeyOwner(userId), value) ?? ERASED)
       }
       return { ...event, data }

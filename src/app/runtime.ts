@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { projections } from '../../projections/index.ts'
 import type { Config } from '../config.ts'
 import type { EventStore } from '../eventstore/event-store.ts'
-import { openSqliteEventStore } from '../eventstore/sqlite-event-store.ts'
+import { openOwnedDatabase, openSqliteEventStore } from '../eventstore/sqlite-event-store.ts'
 import { type Logger, silentLogger } from '../logger.ts'
 import { createProjectionRunner } from '../readstore/projection-runner.ts'
 import { createQueries } from '../readstore/queries.ts'
@@ -30,12 +30,27 @@ import { createMailer } from './mailer.ts'
 import { createPasswordReset } from './password-reset.ts'
 import { dataKeyOwner } from './streams.ts'
 import { createTwoFactor } from './two-factor.ts'
-import { createUniqueClaims } from './unique-claims.ts'
+import { createStreamClaimIndex, createTableClaimIndex, createUniqueClaims } from './unique-claims.ts'
 
 export class DataDirError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'DataDirError'
+  }
+}
+
+/**
+ * Where uniqueness claims live: a table in the embedded store's file (a second connection to
+ * it), or the claim streams on EventStoreDB. `compact` flushes deleted claims out of the WAL.
+ */
+function openClaimIndex(config: Config, store: EventStore, now: () => Date) {
+  if (config.eventStoreUrl) return { index: createStreamClaimIndex(store, now), compact() {}, close() {} }
+  const db = openOwnedDatabase(join(config.dataDir, 'events.db'), 'event store')
+  db.exec('PRAGMA busy_timeout = 5000')
+  return {
+    index: createTableClaimIndex(db),
+    compact: () => db.exec('PRAGMA wal_checkpoint(TRUNCATE)'),
+    close: () => db.close(),
   }
 }
 
@@ -86,7 +101,8 @@ export async function openRuntime(
     if (!dataKeys.isErased(owner)) dataKeys.destroy(owner)
   }
   const commands = createCommandHandler(store, codec, now)
-  const claims = createUniqueClaims(store, loadOrCreateSecret(config.dataDir, 'uniqueness'), now)
+  const claimIndex = openClaimIndex(config, store, now)
+  const claims = createUniqueClaims(claimIndex.index, store, loadOrCreateSecret(config.dataDir, 'uniqueness'), now)
   const passwords = options.passwords ?? createPasswordHasher()
   const throttle = createLoginThrottle(nowMs)
   const afterAnswer = createAfterAnswer(log)
@@ -129,7 +145,11 @@ export async function openRuntime(
     commands,
     queries,
     claims,
-    compactReadModels: () => readStore.db.exec('PRAGMA wal_checkpoint(TRUNCATE)'),
+    // After an erasure: deleted read-model rows and claims leave the WAL files too.
+    compactReadModels: () => {
+      readStore.db.exec('PRAGMA wal_checkpoint(TRUNCATE)')
+      claimIndex.compact()
+    },
     bootstrapToken,
     now,
   })
@@ -138,7 +158,14 @@ export async function openRuntime(
       bootstrap_token: bootstrapToken,
     })
   }
-  const audit = createAudit({ store, codec, tokens, sessionIdsOf: queries.sessionIdsOf, now })
+  const audit = createAudit({
+    store,
+    codec,
+    tokens,
+    tree: readStore.tree,
+    sessionIdsOf: queries.sessionIdsOf,
+    now,
+  })
   const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log })
   const twoFactor = createTwoFactor({ commands, runner, issuer: config.jwtIssuer, now })
   const passwordReset = createPasswordReset({
@@ -183,6 +210,7 @@ export async function openRuntime(
       await runner.stop()
       await mailer.close()
       await passwords.close()
+      claimIndex.close()
       await store.close()
       readStore.close()
       dataKeys.close()

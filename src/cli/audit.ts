@@ -1,50 +1,42 @@
 /**
- * The auditors' command line, reading the same store and keys as the service (DATA_DIR or
- * EVENT_STORE_URL):
- *   npm run audit -- history <user_id>
- *   npm run audit -- state <user_id> --as-of <ISO timestamp>
- *   npm run audit -- verify [--checkpoint <file>]
- *   npm run audit -- checkpoint [--out <file>]
- *   npm run audit -- rebuild            (stop the service first: it rewrites the read models)
+ * The auditors' command line, reading the same store, read models (the Merkle tree lives beside
+ * them) and keys as the service (DATA_DIR or EVENT_STORE_URL); see USAGE below. It may run
+ * beside the service: it only reads, but for the record of the last verified tree head.
  * Output is JSON on stdout; exit code 0 when everything checked out, 1 when something did
- * not (a broken chain, a checkpoint that no longer matches), 2 on bad usage.
+ * not (a broken chain, a log that differs from its tree, a tree head it does not extend), 2 on
+ * bad usage.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { projections } from '../../projections/index.ts'
-import { createAudit } from '../app/audit.ts'
+import { main as verifyProofMain } from '../../scripts/verify-proof.ts'
+import { type Audit, createAudit } from '../app/audit.ts'
 import { createEventCodec } from '../app/event-codec.ts'
 import { openEventStore } from '../app/runtime.ts'
 import { loadConfig } from '../config.ts'
-import type { EventStore } from '../eventstore/event-store.ts'
 import { createProjectionRunner } from '../readstore/projection-runner.ts'
+import { createQueries } from '../readstore/queries.ts'
 import { ReadStore } from '../readstore/read-store.ts'
 import { createTokenService } from '../security/access-tokens.ts'
 import { openDataKeyStore } from '../security/data-keys.ts'
 import { loadSigningKeys } from '../security/signing-keys.ts'
 
 const USAGE = `usage: npm run audit -- <command>
-  history <user_id>                       the user's events (account and sessions), in commit order
+  history <user_id> [--proof]             the user's events (account and sessions), in commit order;
+                                          --proof: each with its inclusion proof, and the signed tree head
   state <user_id> --as-of <timestamp>     the account as it was at that time, folded from its events
-  verify [--checkpoint <file>]            check every hash chain, and optionally a signed checkpoint
-  checkpoint [--out <file>]               sign a checkpoint of every stream's head
+  verify [--full] [--checkpoint <file>]   check the log against its hash chains and Merkle tree (since the
+                                          last verified tree head, or all with --full), and optionally
+                                          that it extends a signed tree head (or a first-release checkpoint)
+  checkpoint [--out <file>]               sign a tree head (size, root hash, time)
+  proof inclusion (--stream <s> --revision <r> | --position <p>) [--tree-size <n>]
+  proof consistency --first <n> --second <m>
+  verify-proof --jwks <file|url> --head <file> [--inclusion <file>] [--consistency <file> --old-head <file>]
+                                          check proofs with the public keys alone (scripts/verify-proof.ts)
   rebuild                                 drop and replay the read models (stop the service first)`
 
 class UsageError extends Error {}
-
-/** Session ids of a user, found in the events themselves (the CLI does not trust read models). */
-async function sessionIdsFromEvents(store: EventStore, userId: number): Promise<number[]> {
-  const ids: number[] = []
-  let from = 0n
-  for (;;) {
-    const batch = await store.readAll({ fromPosition: from, limit: 5000 })
-    if (batch.length === 0) return ids
-    for (const e of batch)
-      if (e.type === 'SessionStarted' && e.data.user_id === userId) ids.push(e.data.session_id as number)
-    from = batch[batch.length - 1].position
-  }
-}
 
 function userIdArg(value: string | undefined): number {
   const id = Number(value)
@@ -56,7 +48,19 @@ function parseOptions(argv: string[]) {
   return parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { 'as-of': { type: 'string' }, checkpoint: { type: 'string' }, out: { type: 'string' } },
+    options: {
+      'as-of': { type: 'string' },
+      checkpoint: { type: 'string' },
+      out: { type: 'string' },
+      full: { type: 'boolean' },
+      proof: { type: 'boolean' },
+      stream: { type: 'string' },
+      revision: { type: 'string' },
+      position: { type: 'string' },
+      'tree-size': { type: 'string' },
+      first: { type: 'string' },
+      second: { type: 'string' },
+    },
   })
 }
 
@@ -70,6 +74,8 @@ function readCheckpointFile(path: string): string {
 }
 
 async function run(argv: string[]): Promise<number> {
+  // Needs nothing of ours but the public keys: the auditors' own check, with its own options.
+  if (argv[0] === 'verify-proof') return verifyProofMain(argv.slice(1))
   let parsed: ReturnType<typeof parseOptions>
   try {
     parsed = parseOptions(argv)
@@ -94,20 +100,22 @@ async function run(argv: string[]): Promise<number> {
     audience: config.jwtAudience,
     accessTtlSeconds: config.accessTokenTtlSeconds,
   })
+  const readStore = new ReadStore(join(config.dataDir, 'read-models.db'), projections)
   const audit = createAudit({
     store,
     codec,
     tokens,
-    sessionIdsOf: (userId) => sessionIdsFromEvents(store, userId),
+    tree: readStore.tree,
+    sessionIdsOf: createQueries(readStore.db).sessionIdsOf,
     now: () => new Date(),
   })
   const print = (value: unknown): void => console.log(JSON.stringify(value, null, 2))
   try {
     switch (command) {
       case 'history': {
-        const history = await audit.history(userIdArg(arg))
+        const history = await audit.history(userIdArg(arg), { proof: values.proof })
         if (!history) throw new UsageError(`user ${arg} has no history`)
-        print(history)
+        print(values.proof ? { tree_head: history.head, events: history.events } : history.events)
         return 0
       }
       case 'state': {
@@ -137,7 +145,7 @@ async function run(argv: string[]): Promise<number> {
         return 0
       }
       case 'verify': {
-        const chains = await audit.verify()
+        const chains = await audit.verify({ full: values.full })
         let ok = chains.ok
         const result: Record<string, unknown> = { chains }
         if (values.checkpoint) {
@@ -154,8 +162,15 @@ async function run(argv: string[]): Promise<number> {
         print({ checkpoint: jws, written_to: values.out ?? null })
         return 0
       }
+      case 'proof': {
+        if (arg !== 'inclusion' && arg !== 'consistency')
+          throw new UsageError('proof needs "inclusion" or "consistency"')
+        const proof = arg === 'inclusion' ? inclusionArgs(audit, values) : consistencyArgs(audit, values)
+        if (!proof) throw new UsageError('no such event or tree size in the tree')
+        print(proof)
+        return 0
+      }
       case 'rebuild': {
-        const readStore = new ReadStore(join(config.dataDir, 'read-models.db'), projections)
         const runner = createProjectionRunner({ store, readStore, codec })
         // As in the service: a replayed deletion destroys the data key, in case the service
         // stopped after appending AccountDeleted but before projecting it.
@@ -165,7 +180,6 @@ async function run(argv: string[]): Promise<number> {
         const started = performance.now()
         const applied = await runner.rebuild()
         await runner.stop()
-        readStore.close()
         print({ events_applied: applied, seconds: Number(((performance.now() - started) / 1000).toFixed(2)) })
         return 0
       }
@@ -173,9 +187,30 @@ async function run(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${command}"`)
     }
   } finally {
+    readStore.close()
     await store.close()
     dataKeys.close()
   }
+}
+
+function count(name: string, value: string | undefined): number {
+  const n = Number(value)
+  if (value === undefined || !/^[0-9]+$/.test(value) || !Number.isSafeInteger(n))
+    throw new UsageError(`--${name} needs a non-negative integer, got "${value ?? ''}"`)
+  return n
+}
+
+function inclusionArgs(audit: Audit, values: ReturnType<typeof parseOptions>['values']) {
+  const treeSize = values['tree-size'] === undefined ? undefined : count('tree-size', values['tree-size'])
+  if (values.position !== undefined)
+    return audit.inclusion({ position: BigInt(count('position', values.position)) }, treeSize)
+  if (values.stream === undefined)
+    throw new UsageError('proof inclusion needs --stream and --revision, or --position')
+  return audit.inclusion({ stream: values.stream, revision: count('revision', values.revision) }, treeSize)
+}
+
+function consistencyArgs(audit: Audit, values: ReturnType<typeof parseOptions>['values']) {
+  return audit.consistency(count('first', values.first), count('second', values.second))
 }
 
 run(process.argv.slice(2)).then(

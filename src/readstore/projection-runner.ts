@@ -54,6 +54,20 @@ export function createProjectionRunner(options: {
     }
   }
 
+  /** Read models written before the Merkle tree existed: give it the events they already hold. */
+  async function backfillTree(): Promise<void> {
+    const tree = readStore.tree
+    let from = tree.size === 0 ? 0n : (tree.leafAt(tree.size - 1)?.position ?? 0n)
+    while (from < position) {
+      const batch = (await store.readAll({ fromPosition: from, limit: CATCH_UP_BATCH })).filter(
+        (e) => e.position <= position,
+      )
+      if (batch.length === 0) return
+      readStore.addLeaves(batch)
+      from = batch[batch.length - 1].position
+    }
+  }
+
   return {
     get position(): bigint {
       return position
@@ -64,6 +78,7 @@ export function createProjectionRunner(options: {
 
     /** Catches up, then follows live events. Rejects if an event cannot be applied. */
     async start(): Promise<void> {
+      await backfillTree()
       await catchUp()
       subscription = store.subscribeAll(position, (event) => advance([event]), fail)
       await subscription.caughtUp

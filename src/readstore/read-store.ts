@@ -6,12 +6,15 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import type { Projection, ReadModelWriter, SqlValue } from '../../projections/projection.ts'
 import type { RecordedEvent } from '../eventstore/event-store.ts'
 import { openOwnedDatabase } from '../eventstore/sqlite-event-store.ts'
+import { MERKLE_SCHEMA, MERKLE_TABLES, MerkleTree } from './merkle-tree.ts'
 
 export class ReadStore {
   readonly db: DatabaseSync
   readonly #projections: readonly Projection[]
   readonly #statements = new Map<string, StatementSync>()
   readonly #writer: ReadModelWriter
+  /** The log-wide Merkle tree, as far as the read models. */
+  readonly tree: MerkleTree
 
   constructor(path: string, projections: readonly Projection[]) {
     this.db = openOwnedDatabase(path, 'read-model store')
@@ -23,6 +26,8 @@ export class ReadStore {
     )
     this.#projections = projections
     for (const p of projections) this.db.exec(p.schema)
+    this.db.exec(MERKLE_SCHEMA)
+    this.tree = new MerkleTree(this.db)
     this.#writer = {
       run: (sql, ...params) => {
         this.#statement(sql).run(...params)
@@ -54,6 +59,7 @@ export class ReadStore {
     try {
       for (const event of events) {
         for (const p of this.#projections) if (p.handles.has(event.type)) p.apply(event, this.#writer)
+        this.tree.append(event.position, event.stream_id, event.revision, event.metadata.hash)
       }
       this.#statement(
         'INSERT INTO checkpoint (id, position) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET position = excluded.position',
@@ -61,6 +67,24 @@ export class ReadStore {
       this.db.exec('COMMIT')
     } catch (error) {
       this.db.exec('ROLLBACK')
+      this.tree.reload()
+      throw error
+    }
+  }
+
+  /**
+   * Read models from before the tree existed: adds the leaves of events already applied, in
+   * order, without applying them again. A no-op once the tree has caught up.
+   */
+  addLeaves(events: readonly RecordedEvent[]): void {
+    this.db.exec('BEGIN')
+    try {
+      for (const event of events)
+        this.tree.append(event.position, event.stream_id, event.revision, event.metadata.hash)
+      this.db.exec('COMMIT')
+    } catch (error) {
+      this.db.exec('ROLLBACK')
+      this.tree.reload()
       throw error
     }
   }
@@ -69,19 +93,23 @@ export class ReadStore {
   reset(): void {
     this.#statements.clear()
     this.db.exec('BEGIN')
-    for (const p of this.#projections)
-      for (const table of p.tables) this.db.exec(`DROP TABLE IF EXISTS ${table}`)
+    for (const table of this.#tables()) this.db.exec(`DROP TABLE IF EXISTS ${table}`)
     this.db.exec('DELETE FROM checkpoint')
     for (const p of this.#projections) this.db.exec(p.schema)
+    this.db.exec(MERKLE_SCHEMA)
     this.db.exec('COMMIT')
+    this.tree.reload()
+  }
+
+  #tables(): string[] {
+    return [...this.#projections.flatMap((p) => p.tables), ...MERKLE_TABLES]
   }
 
   /** Every read-model row, for comparing a live store with a rebuild. */
   dump(): Record<string, unknown[]> {
     const out: Record<string, unknown[]> = {}
-    for (const p of this.#projections) {
-      for (const table of p.tables) out[table] = this.db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all()
-    }
+    for (const table of this.#tables())
+      out[table] = this.db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all()
     return out
   }
 

@@ -29,6 +29,8 @@ let httpHistory: AuditEvent[]
 let erasedHistory: AuditEvent[]
 let lockedAt: string
 let unlockedAt: string
+/** The service's public keys, as an outside auditor would have them. */
+let jwks: unknown
 
 function cli(...args: string[]): SpawnSyncReturns<string> & { json: () => unknown } {
   const result = spawnSync(process.execPath, ['src/cli/audit.ts', ...args], {
@@ -132,8 +134,16 @@ beforeAll(async () => {
   lockedAt = httpHistory.find((e) => e.type === 'AccountLocked')!.occurred_at
   unlockedAt = httpHistory.find((e) => e.type === 'AccountUnlocked')!.occurred_at
   expect(Date.parse(unlockedAt)).toBeGreaterThan(Date.parse(lockedAt))
+  jwks = (await request('GET', '/.well-known/jwks.json')).body
   await server.stop()
 })
+
+/** Writes a tree head to a file of its own, for verify-proof's --head. */
+function headFileOf(jws: string): string {
+  const path = join(dataDir, '..', `head-${process.pid}-${Date.now()}.jws`)
+  writeFileSync(path, `${jws}\n`)
+  return path
+}
 afterAll(async () => {
   await server?.close()
 })
@@ -219,7 +229,7 @@ describe('npm run audit -- state', () => {
 describe('npm run audit -- verify, checkpoint, rebuild', () => {
   let checkpointFile: string
 
-  it('verify exits 0 when every chain holds', () => {
+  it('verify exits 0 when the log matches its chains and tree; --full walks it all again', () => {
     const result = cli('verify')
     expectExit(result, 0)
     expect(result.json()).toEqual({
@@ -228,35 +238,87 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
         ok: true,
         streams_checked: expect.any(Number),
         events_checked: eventCount(),
+        tree_size: eventCount(),
+        from_leaf: 0,
         first_broken: null,
       },
     })
+    // The next verify starts at the tree head this one reached; --full from the first event.
+    expect(cli('verify').json()).toMatchObject({ chains: { from_leaf: eventCount(), events_checked: 0 } })
+    expect(cli('verify', '--full').json()).toMatchObject({
+      chains: { from_leaf: 0, events_checked: eventCount() },
+    })
   })
 
-  it('checkpoint --out writes a signed checkpoint that verify --checkpoint accepts', () => {
+  it('checkpoint --out writes a signed tree head that verify --checkpoint accepts', () => {
     checkpointFile = join(dataDir, '..', `checkpoint-${process.pid}-${Date.now()}.jws`)
     const result = cli('checkpoint', '--out', checkpointFile)
     expectExit(result, 0)
     const printed = result.json() as { checkpoint: string; written_to: string }
     expect(printed.written_to).toBe(checkpointFile)
     expect(readFileSync(checkpointFile, 'utf8').trim()).toBe(printed.checkpoint)
-    expect(printed.checkpoint.split('.')).toHaveLength(3)
     const payload = JSON.parse(Buffer.from(printed.checkpoint.split('.')[1], 'base64url').toString())
-    expect(payload.streams[`user-${userId}`]).toEqual({
-      revision: httpHistory.filter((e) => e.stream === `user-${userId}`).at(-1)?.revision,
-      hash: httpHistory.filter((e) => e.stream === `user-${userId}`).at(-1)?.hash,
+    expect(payload).toEqual({
+      tree_size: eventCount(),
+      root_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      issued_at: expect.any(String),
     })
 
     const verified = cli('verify', '--checkpoint', checkpointFile)
     expectExit(verified, 0)
-    expect(verified.json()).toMatchObject({ ok: true, checkpoint: { ok: true, first_broken: null } })
+    expect(verified.json()).toMatchObject({
+      ok: true,
+      checkpoint: { ok: true, tree_size: eventCount(), first_broken: null },
+    })
   })
 
-  it('verify --checkpoint exits 1 for a checkpoint whose signature does not verify', () => {
+  it('proof inclusion and consistency print proofs that verify-proof checks with the public keys alone', () => {
+    const head = readFileSync(checkpointFile, 'utf8').trim()
+    const jwksFile = join(dataDir, '..', `jwks-${process.pid}.json`)
+    writeFileSync(jwksFile, JSON.stringify(jwks))
+    const userStream = `user-${userId}`
+    const inclusion = cli('proof', 'inclusion', '--stream', userStream, '--revision', '0')
+    expectExit(inclusion, 0)
+    const inclusionFile = join(dataDir, '..', `inclusion-${process.pid}.json`)
+    writeFileSync(inclusionFile, inclusion.stdout)
+    const checked = cli(
+      'verify-proof',
+      '--jwks',
+      jwksFile,
+      '--head',
+      headFileOf(head),
+      '--inclusion',
+      inclusionFile,
+    )
+    expectExit(checked, 0)
+    expect(JSON.parse(checked.stdout.trim().split('\n').at(-1) as string)).toMatchObject({ ok: true })
+
+    const size = (
+      JSON.parse(Buffer.from(head.split('.')[1], 'base64url').toString()) as { tree_size: number }
+    ).tree_size
+    const consistency = cli('proof', 'consistency', '--first', '3', '--second', String(size))
+    expectExit(consistency, 0)
+    expect(consistency.json()).toMatchObject({ first: 3, second: size, proof: expect.any(Array) })
+
+    // A proof for another leaf does not check out: exit 1.
+    const wrong = {
+      ...(inclusion.json() as { leaf_index: number }),
+      leaf_index: (inclusion.json() as { leaf_index: number }).leaf_index + 1,
+    }
+    writeFileSync(inclusionFile, JSON.stringify(wrong))
+    expectExit(
+      cli('verify-proof', '--jwks', jwksFile, '--head', headFileOf(head), '--inclusion', inclusionFile),
+      1,
+    )
+    expectExit(cli('proof', 'inclusion', '--stream', 'user-999999', '--revision', '0'), 2)
+    expectExit(cli('proof', 'sideways'), 2)
+  })
+
+  it('verify --checkpoint exits 1 for a tree head whose signature does not verify', () => {
     const jws = readFileSync(checkpointFile, 'utf8').trim()
     const [h, p, s] = jws.split('.')
     const payload = JSON.parse(Buffer.from(p, 'base64url').toString())
-    payload.streams[`user-${userId}`].revision += 1
+    payload.tree_size -= 1
     const forged = join(dataDir, '..', `forged-${process.pid}-${Date.now()}.jws`)
     writeFileSync(forged, `${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${s}\n`)
     const result = cli('verify', '--checkpoint', forged)
@@ -274,27 +336,28 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
     expect(readModels()).toEqual(before)
   })
 
-  it('a rewrite with recomputed hashes passes verify but fails verify --checkpoint, naming the stream', () => {
+  it('a rewrite with recomputed hashes: verify --full names it; after a rebuild the old tree head fails', () => {
     rewriteEvent(`user-${userId}`, 'AccountRegistered', '"role":"user"', '"role":"admin"', true)
     expect((cli('history', String(userId)).json() as AuditEvent[])[0].data.role).toBe('admin')
 
-    const plain = cli('verify')
-    expectExit(plain, 0)
-    expect(plain.json()).toMatchObject({ ok: true })
-
+    const full = cli('verify', '--full')
+    expectExit(full, 1)
+    expect(full.json()).toMatchObject({
+      ok: false,
+      chains: { first_broken: { stream_id: `user-${userId}`, revision: 0, reason: 'differs_from_tree' } },
+    })
+    // Rebuilt read models give a tree that matches the rewritten log, but not the old head.
+    expectExit(cli('rebuild'), 0)
     const result = cli('verify', '--checkpoint', checkpointFile)
     expectExit(result, 1)
-    const report = result.json() as {
-      ok: boolean
-      checkpoint: { ok: boolean; first_broken: { stream: string } }
-    }
-    expect(report.ok).toBe(false)
-    expect(report.checkpoint.ok).toBe(false)
-    expect(report.checkpoint.first_broken.stream).toBe(`user-${userId}`)
-    expect(result.stdout).toContain(`user-${userId}`)
+    expect(result.json()).toMatchObject({
+      ok: false,
+      chains: { first_broken: { reason: 'tree_differs_from_verified_head' } },
+      checkpoint: { ok: false, first_broken: { reason: 'differs_from_tree_head' } },
+    })
   })
 
-  it('a rewrite without recomputed hashes fails plain verify, naming stream and revision', () => {
+  it('a rewrite without recomputed hashes fails verify --full, naming stream and revision', () => {
     const revision = rewriteEvent(
       `user-${erasedId}`,
       'AccountRegistered',
@@ -302,7 +365,7 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
       '"role":"admin"',
       false,
     )
-    const result = cli('verify')
+    const result = cli('verify', '--full')
     expectExit(result, 1)
     expect(result.json()).toMatchObject({
       ok: false,

@@ -3,11 +3,14 @@
  * proofs that a rewritten stream is caught — by the chain check when the hashes were left
  * alone, and only by an earlier checkpoint when they were recomputed.
  */
+
+import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { compactVerify, decodeProtectedHeader, generateKeyPair, importJWK, type JWK } from 'jose'
+import { CompactSign, compactVerify, decodeProtectedHeader, generateKeyPair, importJWK, type JWK } from 'jose'
 import { Secret, TOTP } from 'otpauth'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { verifyConsistency, verifyInclusion, verifyTreeHead } from '../../scripts/verify-proof.ts'
 import type { AuditEvent } from '../../src/app/audit.ts'
 import {
   type Api,
@@ -197,262 +200,437 @@ describe('GET /admin/users/{user_id}/history', () => {
   })
 })
 
-describe('GET /admin/audit/verify, /admin/audit/checkpoint, POST /admin/audit/verify-checkpoint', () => {
-  let server: TestServer
-  let request: Api
-  let dataDir: string
-  let admin: { id: number; token: string; user: NewUser }
-  let victimId: number
-  let bystanderId: number
+/** Root of RFC 9162's Merkle tree over event hashes, computed the plain recursive way. */
+function referenceRoot(eventHashes: string[]): string {
+  const sha = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest()
+  const mth = (leaves: Buffer[]): Buffer => {
+    if (leaves.length === 0) return sha()
+    if (leaves.length === 1) return sha(Buffer.from([0]), leaves[0])
+    let k = 1
+    while (k * 2 < leaves.length) k *= 2
+    return sha(Buffer.from([1]), mth(leaves.slice(0, k)), mth(leaves.slice(k)))
+  }
+  return mth(eventHashes.map((h) => Buffer.from(h, 'hex'))).toString('hex')
+}
 
+const payloadOf = (jws: string) => JSON.parse(Buffer.from(jws.split('.')[1], 'base64url').toString())
+
+/** A server with an admin, a victim with a few events, and a bystander. */
+async function auditedServer() {
+  const server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP })
+  const t = {
+    server,
+    dataDir: server.dataDir,
+    request: api(server.url),
+    admin: { id: 0, token: '', user: newUser('x') },
+    victimId: 0,
+    bystanderId: 0,
+  }
+  t.admin = await bootstrap(t.request)
+  const victim = newUser('tampered')
+  t.victimId = (await register(t.request, victim)).id
+  await login(t.request, victim)
+  for (const path of [`/admin/deactivate-user/${t.victimId}`, `/admin/activate-user/${t.victimId}`])
+    expect((await t.request('PUT', path, { token: t.admin.token })).status).toBe(200)
+  const bystander = newUser('bystander')
+  t.bystanderId = (await register(t.request, bystander)).id
+  await login(t.request, bystander)
+  return {
+    get server() {
+      return t.server
+    },
+    get request() {
+      return t.request
+    },
+    get runtime() {
+      return t.server.runtime
+    },
+    dataDir: t.dataDir,
+    admin: t.admin,
+    victimId: t.victimId,
+    bystanderId: t.bystanderId,
+    verify: (full = false) =>
+      t.request('GET', `/admin/audit/verify${full ? '?full=true' : ''}`, { token: t.admin.token }),
+    async checkpoint(): Promise<string> {
+      const reply = await t.request('GET', '/admin/audit/checkpoint', { token: t.admin.token })
+      expect(reply.status).toBe(200)
+      expect(Object.keys(reply.body)).toEqual(['checkpoint'])
+      return reply.body.checkpoint
+    },
+    verifyCheckpoint: (jws: unknown) =>
+      t.request('POST', '/admin/audit/verify-checkpoint', {
+        json: { checkpoint: jws },
+        token: t.admin.token,
+      }),
+    /** Stops the server, lets `tamper` edit events.db, starts it again on the same DATA_DIR. */
+    async tamper(edit: (db: DatabaseSync) => void): Promise<void> {
+      await t.server.stop()
+      const db = new DatabaseSync(join(t.dataDir, 'events.db'))
+      try {
+        edit(db)
+      } finally {
+        db.close()
+      }
+      t.server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP }, t.dataDir)
+      t.request = api(t.server.url)
+      t.admin.token = await adminLogin(t.request, t.admin.user)
+    },
+    async close() {
+      await t.server.close()
+    },
+  }
+}
+
+describe('the transparency log: tree heads, proofs, verify', () => {
+  let t: Awaited<ReturnType<typeof auditedServer>>
   beforeAll(async () => {
-    server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP })
-    dataDir = server.dataDir
-    request = api(server.url)
-    admin = await bootstrap(request)
-    const victim = newUser('tampered')
-    victimId = (await register(request, victim)).id
-    await login(request, victim)
-    // Later events in the victim's stream, so the recomputation has a tail to redo.
-    for (const path of [`/admin/deactivate-user/${victimId}`, `/admin/activate-user/${victimId}`])
-      expect((await request('PUT', path, { token: admin.token })).status).toBe(200)
-    const bystander = newUser('bystander')
-    bystanderId = (await register(request, bystander)).id
-    await login(request, bystander)
+    t = await auditedServer()
   })
   afterAll(async () => {
-    await server?.close()
+    await t?.close()
   })
 
-  const verify = () => request('GET', '/admin/audit/verify', { token: admin.token })
-  const checkpoint = async (): Promise<string> => {
-    const reply = await request('GET', '/admin/audit/checkpoint', { token: admin.token })
+  it('verify: walks every event against its chain and the tree, then only what is new', async () => {
+    const reply = await t.verify()
     expect(reply.status).toBe(200)
-    expect(Object.keys(reply.body)).toEqual(['checkpoint'])
-    return reply.body.checkpoint
-  }
-  const verifyCheckpoint = (jws: unknown) =>
-    request('POST', '/admin/audit/verify-checkpoint', { json: { checkpoint: jws }, token: admin.token })
-
-  async function restart(): Promise<void> {
-    await server.stop()
-    server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP }, dataDir)
-    request = api(server.url)
-    admin.token = await adminLogin(request, admin.user)
-  }
-
-  it('verify: every chain holds, with counts of streams and events', async () => {
-    const reply = await verify()
-    expect(reply.status).toBe(200)
-    expect(Object.keys(reply.body).sort()).toEqual([
-      'events_checked',
-      'first_broken',
-      'ok',
-      'streams_checked',
-    ])
-    const all = await server.runtime.store.readAll({ limit: 100_000 })
+    const all = await t.runtime.store.readAll({ limit: 100_000 })
     expect(reply.body).toEqual({
       ok: true,
       streams_checked: new Set(all.map((e) => e.stream_id)).size,
       events_checked: all.length,
+      tree_size: all.length,
+      from_leaf: 0,
       first_broken: null,
     })
+    // Incremental: the next verify starts at the head the last one reached.
+    await register(t.request, newUser('later'))
+    const next = (await t.verify()).body
+    const now = await t.runtime.store.readAll({ limit: 100_000 })
+    expect(next).toMatchObject({ ok: true, from_leaf: all.length, events_checked: now.length - all.length })
+    expect((await t.verify(true)).body).toMatchObject({ ok: true, from_leaf: 0, events_checked: now.length })
   })
 
-  it('checkpoint: a JWS that verifies with the JWKS key of its kid, over every stream’s head', async () => {
-    const jws = await checkpoint()
+  it('checkpoint: a small signed tree head over every event, verifiable with the JWKS alone', async () => {
+    const jws = await t.checkpoint()
+    expect(jws.length).toBeLessThan(600)
     const header = decodeProtectedHeader(jws)
-    expect(header.alg).toBe('EdDSA')
-    const jwks = await request('GET', '/.well-known/jwks.json')
-    const jwk = (jwks.body.keys as JWK[]).find((k) => k.kid === header.kid)
+    expect(header).toMatchObject({ alg: 'EdDSA', typ: 'checkpoint+jws' })
+    const jwks = (await t.request('GET', '/.well-known/jwks.json')).body
+    const jwk = (jwks.keys as JWK[]).find((k) => k.kid === header.kid)
     expect(jwk, `kid ${header.kid} in the JWKS`).toBeDefined()
-    const key = await importJWK(jwk as JWK, 'EdDSA')
-    const { payload } = await compactVerify(jws, key)
-    const body = JSON.parse(new TextDecoder().decode(payload))
-    expect(Number.isNaN(Date.parse(body.issued_at))).toBe(false)
-    const all = await server.runtime.store.readAll({ limit: 100_000 })
-    const heads: Record<string, { revision: number; hash: string }> = {}
-    for (const e of all) heads[e.stream_id] = { revision: e.revision, hash: e.metadata.hash }
-    expect(body.streams).toEqual(heads)
-    const history = (await request('GET', `/admin/users/${victimId}/history`, { token: admin.token })).body
-    const last = history.filter((e: AuditEvent) => e.stream === `user-${victimId}`).at(-1)
-    expect(body.streams[`user-${victimId}`]).toEqual({ revision: last.revision, hash: last.hash })
-
-    // It does not verify under another Ed25519 key.
+    await compactVerify(jws, await importJWK(jwk as JWK, 'EdDSA'))
+    const head = verifyTreeHead(jws, jwks)
+    expect(head).not.toBeNull()
+    expect(Object.keys(payloadOf(jws)).sort()).toEqual(['issued_at', 'root_hash', 'tree_size'])
+    const all = await t.runtime.store.readAll({ limit: 100_000 })
+    expect(head?.tree_size).toBe(all.length)
+    expect(head?.root_hash).toBe(referenceRoot(all.map((e) => e.metadata.hash)))
     const stranger = await generateKeyPair('EdDSA')
     await expect(compactVerify(jws, stranger.publicKey)).rejects.toThrow()
   })
 
-  it('verify-checkpoint: a fresh checkpoint checks out', async () => {
-    const jws = await checkpoint()
-    const reply = await verifyCheckpoint(jws)
-    expect(reply.status).toBe(200)
-    const streams = Object.keys(JSON.parse(Buffer.from(jws.split('.')[1], 'base64url').toString()).streams)
-    expect(reply.body).toEqual({ ok: true, streams_checked: streams.length, first_broken: null })
-    // Later events do not break an earlier checkpoint.
-    const later = newUser('later')
-    await register(request, later)
-    await login(request, later)
-    expect((await verifyCheckpoint(jws)).body.ok).toBe(true)
+  it('inclusion proofs, by stream and revision or by position, check out against the head', async () => {
+    const jws = await t.checkpoint()
+    const head = payloadOf(jws)
+    const account = await t.runtime.store.readStream(`user-${t.victimId}`)
+    for (const event of account) {
+      const byStream = await t.request(
+        'GET',
+        `/admin/audit/proof/inclusion?stream=user-${t.victimId}&revision=${event.revision}&tree_size=${head.tree_size}`,
+        { token: t.admin.token },
+      )
+      expect(byStream.status, JSON.stringify(byStream.body)).toBe(200)
+      expect(Object.keys(byStream.body).sort()).toEqual([
+        'audit_path',
+        'leaf_hash',
+        'leaf_index',
+        'tree_size',
+      ])
+      expect(verifyInclusion({ ...byStream.body, event_hash: event.metadata.hash }, head.root_hash)).toBe(
+        true,
+      )
+      const byPosition = await t.request(
+        'GET',
+        `/admin/audit/proof/inclusion?position=${event.position}&tree_size=${head.tree_size}`,
+        { token: t.admin.token },
+      )
+      expect(byPosition.body).toEqual(byStream.body)
+      // Not a proof for another event.
+      expect(
+        verifyInclusion({ ...byStream.body, leaf_index: byStream.body.leaf_index + 1 }, head.root_hash),
+      ).toBe(false)
+    }
+    for (const query of [
+      'stream=user-999999&revision=0',
+      'position=99999999',
+      `stream=user-${t.victimId}`,
+      '',
+    ]) {
+      const reply = await t.request('GET', `/admin/audit/proof/inclusion?${query}`, { token: t.admin.token })
+      expect([404, 422], query).toContain(reply.status)
+    }
   })
 
-  it('verify-checkpoint: 400 for a tampered, unsigned or foreign string; 422 without one', async () => {
-    const jws = await checkpoint()
+  it('consistency proofs: a later head extends an earlier one', async () => {
+    const first = payloadOf(await t.checkpoint())
+    await register(t.request, newUser('grows'))
+    const second = payloadOf(await t.checkpoint())
+    expect(second.tree_size).toBeGreaterThan(first.tree_size)
+    const reply = await t.request(
+      'GET',
+      `/admin/audit/proof/consistency?first=${first.tree_size}&second=${second.tree_size}`,
+      { token: t.admin.token },
+    )
+    expect(reply.status).toBe(200)
+    expect(verifyConsistency(reply.body, first.root_hash, second.root_hash)).toBe(true)
+    expect(verifyConsistency(reply.body, first.root_hash, first.root_hash)).toBe(false)
+    const backwards = await t.request(
+      'GET',
+      `/admin/audit/proof/consistency?first=${second.tree_size}&second=1`,
+      {
+        token: t.admin.token,
+      },
+    )
+    expect(backwards.status).toBe(400)
+  })
+
+  it('history?proof=true: every event with its inclusion proof against the head in X-Tree-Head', async () => {
+    const reply = await t.request('GET', `/admin/users/${t.victimId}/history?proof=true`, {
+      token: t.admin.token,
+    })
+    expect(reply.status).toBe(200)
+    const jwks = (await t.request('GET', '/.well-known/jwks.json')).body
+    const head = verifyTreeHead(reply.headers.get('x-tree-head') ?? '', jwks)
+    expect(head).not.toBeNull()
+    expect(reply.body.length).toBeGreaterThan(3)
+    for (const event of reply.body) {
+      expect(event.inclusion.tree_size).toBe(head?.tree_size)
+      expect(verifyInclusion({ ...event.inclusion, event_hash: event.hash }, head?.root_hash ?? '')).toBe(
+        true,
+      )
+    }
+    const plain = await t.request('GET', `/admin/users/${t.victimId}/history`, { token: t.admin.token })
+    expect(plain.headers.get('x-tree-head')).toBeNull()
+    expect(plain.body[0].inclusion).toBeUndefined()
+  })
+
+  it('verify-checkpoint: a tree head checks out now and after more events; a first-release checkpoint still verifies', async () => {
+    const jws = await t.checkpoint()
+    const reply = await t.verifyCheckpoint(jws)
+    expect(reply.status).toBe(200)
+    expect(reply.body).toEqual({ ok: true, tree_size: payloadOf(jws).tree_size, first_broken: null })
+    await register(t.request, newUser('afterhead'))
+    expect((await t.verifyCheckpoint(jws)).body.ok).toBe(true)
+
+    const streams: Record<string, { revision: number; hash: string }> = {}
+    for (const e of await t.runtime.store.readAll({ limit: 100_000 }))
+      streams[e.stream_id] = { revision: e.revision, hash: e.metadata.hash }
+    const old = await t.runtime.tokens.signCheckpoint({ issued_at: new Date().toISOString(), streams })
+    expect((await t.verifyCheckpoint(old)).body).toEqual({
+      ok: true,
+      streams_checked: Object.keys(streams).length,
+      first_broken: null,
+    })
+  })
+
+  it('verify-checkpoint: 400 for a tampered, unsigned, foreign or re-signed head; 422 without one', async () => {
+    const jws = await t.checkpoint()
     const [h, p, s] = jws.split('.')
-    const payload = JSON.parse(Buffer.from(p, 'base64url').toString())
-    payload.streams[`user-${victimId}`].hash = '0'.repeat(64)
-    const forgedPayload = Buffer.from(JSON.stringify(payload)).toString('base64url')
+    const payload = payloadOf(jws)
+    const forgedPayload = Buffer.from(JSON.stringify({ ...payload, root_hash: '0'.repeat(64) })).toString(
+      'base64url',
+    )
     const unsignedHeader = Buffer.from(JSON.stringify({ alg: 'none', typ: 'checkpoint+jws' })).toString(
       'base64url',
     )
     const flipped = `${s.slice(0, -2)}${s.at(-2) === 'A' ? 'B' : 'A'}${s.at(-1)}`
-    const accessToken = admin.token
+    // Re-signed with another key under the same kid, as someone who rewrote the log would.
+    const stranger = await generateKeyPair('EdDSA')
+    const resigned = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+      .setProtectedHeader(decodeProtectedHeader(jws) as { alg: string })
+      .sign(stranger.privateKey)
     for (const bad of [
       `${h}.${forgedPayload}.${s}`,
       `${unsignedHeader}.${p}.`,
-      `${unsignedHeader}.${forgedPayload}.`,
       `${h}.${p}.${flipped}`,
       `${h}.${p}`,
+      resigned,
       'not-a-checkpoint',
-      accessToken,
+      t.admin.token,
     ]) {
-      const reply = await verifyCheckpoint(bad)
+      const reply = await t.verifyCheckpoint(bad)
       expect(reply.status, bad.slice(0, 60)).toBe(400)
       expect(reply.body).toEqual({ detail: expect.any(String) })
     }
-    expect((await verifyCheckpoint('')).status).toBe(422)
-    expect(
-      (await request('POST', '/admin/audit/verify-checkpoint', { json: {}, token: admin.token })).status,
-    ).toBe(422)
+    expect((await t.verifyCheckpoint('')).status).toBe(422)
   })
 
   it('is open to auditors, 403 for users, 401 without a token', async () => {
     const u = newUser('auditroutes')
-    const id = (await register(request, u)).id
-    const userToken = (await login(request, u)).access_token
-    const jws = await checkpoint()
+    const id = (await register(t.request, u)).id
+    const userToken = (await login(t.request, u)).access_token
+    const jws = await t.checkpoint()
     for (const [method, path, json] of [
       ['GET', '/admin/audit/verify', undefined],
       ['GET', '/admin/audit/checkpoint', undefined],
+      ['GET', '/admin/audit/proof/inclusion?position=1', undefined],
+      ['GET', '/admin/audit/proof/consistency?first=1&second=2', undefined],
       ['POST', '/admin/audit/verify-checkpoint', { checkpoint: jws }],
     ] as const) {
-      expect((await request(method, path, { json, token: userToken })).status, path).toBe(403)
-      expect((await request(method, path, { json })).status, path).toBe(401)
+      expect((await t.request(method, path, { json, token: userToken })).status, path).toBe(403)
+      expect((await t.request(method, path, { json })).status, path).toBe(401)
     }
-    expect(
-      (
-        await request('PUT', '/admin/user/role', {
-          json: { user_id: id, role: 'auditor' },
-          token: admin.token,
-        })
-      ).status,
-    ).toBe(200)
-    const auditorToken = (await login(request, u)).access_token
-    expect((await request('GET', '/admin/audit/verify', { token: auditorToken })).body.ok).toBe(true)
-    const own = await request('GET', '/admin/audit/checkpoint', { token: auditorToken })
-    expect(own.status).toBe(200)
-    const checked = await request('POST', '/admin/audit/verify-checkpoint', {
+    const role = await t.request('PUT', '/admin/user/role', {
+      json: { user_id: id, role: 'auditor' },
+      token: t.admin.token,
+    })
+    expect(role.status).toBe(200)
+    const auditorToken = (await login(t.request, u)).access_token
+    expect((await t.request('GET', '/admin/audit/verify', { token: auditorToken })).body.ok).toBe(true)
+    const own = await t.request('GET', '/admin/audit/checkpoint', { token: auditorToken })
+    const checked = await t.request('POST', '/admin/audit/verify-checkpoint', {
       json: { checkpoint: own.body.checkpoint },
       token: auditorToken,
     })
     expect(checked.body.ok).toBe(true)
   })
+})
 
-  it('a stream rewritten with recomputed hashes fools the chain check, but not an earlier checkpoint', async () => {
-    const before = await checkpoint()
-    const oldHead = JSON.parse(Buffer.from(before.split('.')[1], 'base64url').toString()).streams[
-      `user-${victimId}`
-    ]
-    await server.stop()
-    rewriteStoredEvent(
-      dataDir,
-      `user-${victimId}`,
-      'AccountRegistered',
-      '"role":"user"',
-      '"role":"admin"',
-      true,
-    )
-    await restart()
+describe('tampering with the log is caught, at the first position that differs', () => {
+  let t: Awaited<ReturnType<typeof auditedServer>>
+  beforeEach(async () => {
+    t = await auditedServer()
+    expect((await t.verify()).body.ok).toBe(true)
+  })
+  afterEach(async () => {
+    await t?.close()
+  })
 
-    const history = (await request('GET', `/admin/users/${victimId}/history`, { token: admin.token })).body
+  const positionOf = async (stream: string, revision: number) =>
+    String((await t.runtime.store.readStream(stream))[revision].position)
+
+  it('an event rewritten with recomputed hashes: verify finds it; a rebuilt tree no longer extends the old head', async () => {
+    const before = await t.checkpoint()
+    const stream = `user-${t.victimId}`
+    const position = await positionOf(stream, 0)
+    await t.server.stop()
+    rewriteStoredEvent(t.dataDir, stream, 'AccountRegistered', '"role":"user"', '"role":"admin"', true)
+    await t.tamper(() => {})
+    const history = (await t.request('GET', `/admin/users/${t.victimId}/history`, { token: t.admin.token }))
+      .body
     expect(history[0].data.role).toBe('admin') // the rewrite took
-    const chains = await verify()
-    expect(chains.status).toBe(200)
-    expect(chains.body).toMatchObject({ ok: true, first_broken: null }) // fooled
-
-    const reply = await verifyCheckpoint(before)
+    expect((await t.verify(true)).body.first_broken).toEqual({
+      stream_id: stream,
+      revision: 0,
+      position,
+      leaf_index: expect.any(Number),
+      reason: 'differs_from_tree',
+    })
+    // The attacker rebuilds the read models too, so the tree matches the rewritten log...
+    await t.runtime.runner.rebuild()
+    const afterRebuild = (await t.verify()).body
+    expect(afterRebuild.ok).toBe(false)
+    expect(afterRebuild.first_broken.reason).toBe('tree_differs_from_verified_head')
+    // ...and the head signed before the rewrite is not extended by the current log.
+    const reply = await t.verifyCheckpoint(before)
     expect(reply.status).toBe(200)
-    expect(reply.body.ok).toBe(false)
-    expect(reply.body.first_broken).toEqual({
-      stream: `user-${victimId}`,
-      revision: oldHead.revision,
-      reason: expect.any(String),
-    })
-    // A checkpoint taken after the rewrite vouches only for the rewritten history.
-    expect((await verifyCheckpoint(await checkpoint())).body.ok).toBe(true)
-  })
-
-  it('a stream cut short (its last event removed, head moved back) passes the chain check but not a checkpoint', async () => {
-    const u = newUser('truncated')
-    const id = (await register(request, u)).id
-    expect((await request('POST', '/admin/lock', { json: { user_id: id }, token: admin.token })).status).toBe(
-      200,
-    )
-    // Later events elsewhere, so the removed ones are not the newest in the store (SQLite would
-    // hand their positions out again, behind the read models' checkpoint).
-    await register(request, newUser('afterwards'))
-    const before = await checkpoint()
-    const head = JSON.parse(Buffer.from(before.split('.')[1], 'base64url').toString()).streams[`user-${id}`]
-    await server.stop()
-    const db = new DatabaseSync(join(dataDir, 'events.db'))
-    try {
-      // Drop the lock and the revocation; the head goes back to the registration.
-      db.prepare('DELETE FROM events WHERE stream_id = ? AND revision > 0').run(`user-${id}`)
-      const first = db
-        .prepare('SELECT metadata FROM events WHERE stream_id = ? AND revision = 0')
-        .get(`user-${id}`) as {
-        metadata: string
-      }
-      db.prepare('UPDATE streams SET revision = 0, head_hash = ? WHERE stream_id = ?').run(
-        JSON.parse(first.metadata).hash,
-        `user-${id}`,
-      )
-    } finally {
-      db.close()
-    }
-    await restart()
-    expect((await verify()).body.ok).toBe(true)
-    const reply = await verifyCheckpoint(before)
-    expect(reply.body.ok).toBe(false)
-    expect(reply.body.first_broken).toEqual({
-      stream: `user-${id}`,
-      revision: head.revision,
-      reason: 'missing_events',
+    expect(reply.body).toEqual({
+      ok: false,
+      tree_size: payloadOf(before).tree_size,
+      first_broken: { tree_size: payloadOf(before).tree_size, reason: 'differs_from_tree_head' },
     })
   })
 
-  it('a rewrite without recomputed hashes is caught by the chain check, naming stream and revision', async () => {
-    const before = await checkpoint()
-    await server.stop()
+  it('a rewrite without recomputed hashes: the chain check names stream, revision and position', async () => {
+    const stream = `user-${t.bystanderId}`
+    const position = await positionOf(stream, 0)
+    await t.server.stop()
     const revision = rewriteStoredEvent(
-      dataDir,
-      `user-${bystanderId}`,
+      t.dataDir,
+      stream,
       'AccountRegistered',
       '"role":"user"',
       '"role":"admin"',
       false,
     )
-    await restart()
-    const chains = await verify()
-    expect(chains.status).toBe(200)
-    expect(chains.body.ok).toBe(false)
-    expect(chains.body.first_broken).toEqual({
-      stream_id: `user-${bystanderId}`,
+    await t.tamper(() => {})
+    // Already verified history is re-checked with full=true (the default covers what is new).
+    expect((await t.verify()).body.ok).toBe(true)
+    expect((await t.verify(true)).body.first_broken).toMatchObject({
+      stream_id: stream,
       revision,
+      position,
       reason: 'hash_mismatch',
     })
-    const reply = await verifyCheckpoint(before)
-    expect(reply.body.ok).toBe(false)
-    expect(reply.body.first_broken).toMatchObject({ stream: `user-${bystanderId}`, revision })
+  })
+
+  it('a whole stream written after a tree head, deleted: verify finds its first event; a later head is not extended', async () => {
+    const earlier = await t.checkpoint()
+    const newcomer = newUser('deleted')
+    const id = (await register(t.request, newcomer)).id
+    await login(t.request, newcomer)
+    const later = await t.checkpoint()
+    const position = await positionOf(`user-${id}`, 0)
+    await t.tamper((db) => db.prepare('DELETE FROM events WHERE stream_id = ?').run(`user-${id}`))
+    expect((await t.verify(true)).body.first_broken).toMatchObject({
+      stream_id: `user-${id}`,
+      revision: 0,
+      position,
+      reason: 'missing_events',
+    })
+    await t.runtime.runner.rebuild()
+    expect((await t.verifyCheckpoint(earlier)).body.ok).toBe(true) // it was written after this one
+    expect((await t.verifyCheckpoint(later)).body).toMatchObject({
+      ok: false,
+      first_broken: { reason: 'differs_from_tree_head' },
+    })
+  })
+
+  it('the log cut short: verify names the first missing event', async () => {
+    const all = await t.runtime.store.readAll({ limit: 100_000 })
+    const cut = all[all.length - 3]
+    await t.tamper((db) => db.prepare('DELETE FROM events WHERE position >= ?').run(Number(cut.position)))
+    expect((await t.verify(true)).body.first_broken).toEqual({
+      stream_id: cut.stream_id,
+      revision: cut.revision,
+      position: String(cut.position),
+      leaf_index: all.length - 3,
+      reason: 'missing_events',
+    })
+  })
+
+  it('two events swapped in the global order: verify names the first of them', async () => {
+    const account = await t.runtime.store.readStream(`user-${t.victimId}`)
+    const bystander = await t.runtime.store.readStream(`user-${t.bystanderId}`)
+    const [a, b] = [account[1], bystander[0]]
+    await t.tamper((db) => {
+      const row = (p: bigint) =>
+        db
+          .prepare(
+            'SELECT stream_id, revision, event_id, type, data, metadata FROM events WHERE position = ?',
+          )
+          .get(Number(p)) as Record<string, string | number>
+      const [ra, rb] = [row(a.position), row(b.position)]
+      const put = db.prepare(
+        'UPDATE events SET stream_id = ?, revision = ?, event_id = ?, type = ?, data = ?, metadata = ? WHERE position = ?',
+      )
+      db.exec('BEGIN')
+      db.prepare('UPDATE events SET stream_id = ?, event_id = ? WHERE position IN (?, ?)').run(
+        'swap',
+        'swap',
+        -1,
+        -1,
+      )
+      db.prepare(
+        "UPDATE events SET stream_id = 'tmp-' || position, event_id = 'tmp-' || position WHERE position IN (?, ?)",
+      ).run(Number(a.position), Number(b.position))
+      put.run(rb.stream_id, rb.revision, rb.event_id, rb.type, rb.data, rb.metadata, Number(a.position))
+      put.run(ra.stream_id, ra.revision, ra.event_id, ra.type, ra.data, ra.metadata, Number(b.position))
+      db.exec('COMMIT')
+    })
+    expect((await t.verify(true)).body.first_broken).toMatchObject({
+      position: String(a.position),
+      reason: 'differs_from_tree',
+    })
   })
 })

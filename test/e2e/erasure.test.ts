@@ -2,8 +2,9 @@
  * DELETE /admin/user/{id} erases by crypto-shredding. Besides the API's view (404 everywhere,
  * "[erased]" in the auditors' history, the chain still verifies), this proves it on disk: no
  * file under DATA_DIR still holds the deleted user's email, name, username or user agent, nor
- * the wrapped data key, in UTF-8 or UTF-16.
+ * the wrapped data key, nor the HMAC keys of the email and username, in UTF-8 or UTF-16.
  */
+import { createHmac } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
@@ -84,6 +85,17 @@ function findOnDisk(values: Record<string, string | Buffer>): string[] {
   return found
 }
 
+/**
+ * The HMAC under which uniqueness holds a value: with the secret (in DATA_DIR too), it lets
+ * anyone test a guess of the erased value, so it must be gone as well.
+ */
+function uniquenessKey(kind: 'username' | 'email', value: string): string {
+  const secret = Buffer.from(readFileSync(join(dataDir, 'keys', 'uniqueness.key'), 'utf8').trim(), 'base64')
+  return createHmac('sha256', secret)
+    .update(`${kind}:${value.normalize('NFKC').trim().toLowerCase()}`)
+    .digest('base64url')
+}
+
 const victimTraces = (): Record<string, string | Buffer> => ({
   email: victim.email,
   full_name: victim.full_name,
@@ -91,6 +103,8 @@ const victimTraces = (): Record<string, string | Buffer> => ({
   user_agent: VICTIM_AGENT,
   failed_login_user_agent: FAILED_AGENT,
   wrapped_data_key: wrappedKey,
+  email_key: uniquenessKey('email', victim.email),
+  username_key: uniquenessKey('username', victim.username),
 })
 
 function readWrappedKey(owner: string): Buffer | null {
@@ -265,6 +279,8 @@ describe('DELETE /admin/user/{user_id}', () => {
     expect(found.some((f) => f.includes('email'))).toBe(true)
     expect(found.some((f) => f.includes('user_agent'))).toBe(true)
     expect(found.some((f) => f.includes('wrapped_data_key'))).toBe(true)
+    expect(found.some((f) => f.includes('email_key')), 'the email claim is on disk').toBe(true)
+    expect(found.some((f) => f.includes('username_key')), 'the username claim is on disk').toBe(true)
   })
 
   it('answers a Message; the token, refresh token and login stop working; the id is 404 everywhere', async () => {

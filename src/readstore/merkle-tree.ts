@@ -1,0 +1,191 @@
+/**
+ * The log-wide Merkle tree (RFC 9162 §2.1) over every event in global order, kept beside the
+ * read models and written in the same transaction as each batch, so it is exactly as far as
+ * the projections. Appending a leaf is O(1) amortised: the right edge (the roots of the
+ * perfect subtrees that make up the tree) stays in memory, and each completed perfect subtree
+ * is stored once, so any proof reads O(log n) stored hashes.
+ *
+ * A leaf keeps the event's stored hash (its encrypted form: crypto-shredding never changes it)
+ * and where the event is, so proofs can be asked for by stream and revision or by position.
+ */
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
+import { EMPTY_ROOT, leafHash, nodeHash, type SubtreeHash, subtreeHashFrom } from '../audit/merkle.ts'
+
+export const MERKLE_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS merkle_leaves (
+    leaf_index INTEGER PRIMARY KEY,
+    position INTEGER NOT NULL UNIQUE,
+    stream_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    event_hash BLOB NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS merkle_leaves_by_stream ON merkle_leaves (stream_id, revision);
+  CREATE TABLE IF NOT EXISTS merkle_nodes (
+    level INTEGER NOT NULL,
+    node_index INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, node_index)
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS merkle_verified (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    tree_size INTEGER NOT NULL,
+    root_hash TEXT NOT NULL
+  );
+`
+/** Dropped by a rebuild. `merkle_verified` is not: a rebuilt tree must still extend it. */
+export const MERKLE_TABLES = ['merkle_leaves', 'merkle_nodes'] as const
+
+export type Leaf = {
+  leafIndex: number
+  position: bigint
+  streamId: string
+  revision: number
+  eventHash: string
+}
+
+type Edge = { level: number; hash: Buffer }
+
+export class MerkleTree {
+  readonly #db: DatabaseSync
+  #size = 0
+  /** Roots of the perfect subtrees that make up the tree, largest (leftmost) first. */
+  #edge: Edge[] = []
+  #statements: Record<string, StatementSync> | null = null
+
+  constructor(db: DatabaseSync) {
+    this.#db = db
+    this.reload()
+  }
+
+  get size(): number {
+    return this.#size
+  }
+
+  #sql(): Record<string, StatementSync> {
+    this.#statements ??= {
+      insertLeaf: this.#db.prepare(
+        'INSERT INTO merkle_leaves (leaf_index, position, stream_id, revision, event_hash) VALUES (?, ?, ?, ?, ?)',
+      ),
+      insertNode: this.#db.prepare('INSERT INTO merkle_nodes (level, node_index, hash) VALUES (?, ?, ?)'),
+      leaf: this.#db.prepare('SELECT event_hash FROM merkle_leaves WHERE leaf_index = ?'),
+      node: this.#db.prepare('SELECT hash FROM merkle_nodes WHERE level = ? AND node_index = ?'),
+      count: this.#db.prepare('SELECT count(*) AS n FROM merkle_leaves'),
+      byStream: this.#db.prepare(
+        'SELECT leaf_index, position, stream_id, revision, event_hash FROM merkle_leaves WHERE stream_id = ? AND revision = ?',
+      ),
+      byPosition: this.#db.prepare(
+        'SELECT leaf_index, position, stream_id, revision, event_hash FROM merkle_leaves WHERE position = ?',
+      ),
+      verified: this.#db.prepare('SELECT tree_size, root_hash FROM merkle_verified WHERE id = 1'),
+      markVerified: this.#db.prepare(
+        'INSERT INTO merkle_verified (id, tree_size, root_hash) VALUES (1, ?, ?) ' +
+          'ON CONFLICT (id) DO UPDATE SET tree_size = excluded.tree_size, root_hash = excluded.root_hash',
+      ),
+      byIndex: this.#db.prepare(
+        'SELECT leaf_index, position, stream_id, revision, event_hash FROM merkle_leaves WHERE leaf_index = ?',
+      ),
+    }
+    return this.#statements
+  }
+
+  /** Reads the size and right edge back from the tables (at start, and after a rolled-back batch). */
+  reload(): void {
+    this.#statements = null
+    this.#size = Number((this.#sql().count.get() as { n: number }).n)
+    this.#edge = []
+    let start = 0
+    for (let level = 52; level >= 0; level--) {
+      const width = 2 ** level
+      if (this.#size - start >= width) {
+        this.#edge.push({ level, hash: this.#perfect(level, start / width) })
+        start += width
+      }
+    }
+  }
+
+  /** Adds the next event in global order. Call inside the read store's transaction. */
+  append(position: bigint, streamId: string, revision: number, eventHash: string): void {
+    const sql = this.#sql()
+    const index = this.#size
+    sql.insertLeaf.run(index, position, streamId, revision, Buffer.from(eventHash, 'hex'))
+    let hash = leafHash(eventHash)
+    let level = 0
+    // Each trailing 1-bit of the index completes a perfect subtree with the edge's last root.
+    // (Arithmetic, not bit operators: those cut numbers to 32 bits.)
+    for (let i = index; i % 2 === 1; i = (i - 1) / 2) {
+      const left = this.#edge.pop()!
+      level++
+      hash = nodeHash(left.hash, hash)
+      sql.insertNode.run(level, Math.floor(index / 2 ** level), hash)
+    }
+    this.#edge.push({ level, hash })
+    this.#size = index + 1
+  }
+
+  #perfect(level: number, index: number): Buffer {
+    const sql = this.#sql()
+    if (level === 0) {
+      const row = sql.leaf.get(index) as { event_hash: Uint8Array } | undefined
+      if (!row) throw new Error(`merkle tree: no leaf ${index}`)
+      return leafHash(Buffer.from(row.event_hash).toString('hex'))
+    }
+    const row = sql.node.get(level, index) as { hash: Uint8Array } | undefined
+    if (!row) throw new Error(`merkle tree: no node ${level}/${index}`)
+    return Buffer.from(row.hash)
+  }
+
+  /** The root of the whole tree, from the right edge in memory. */
+  root(): Buffer {
+    return (
+      this.#edge.reduceRight<Buffer | null>(
+        (right, left) => (right ? nodeHash(left.hash, right) : left.hash),
+        null,
+      ) ?? EMPTY_ROOT
+    )
+  }
+
+  /** MTH of any range of the stored leaves, from O(log n) stored hashes. */
+  subtree(): SubtreeHash {
+    return subtreeHashFrom((level, index) => this.#perfect(level, index))
+  }
+
+  /** The tree head the last successful verify reached, if any. */
+  lastVerified(): { size: number; rootHash: string } | null {
+    const row = this.#sql().verified.get() as { tree_size: number; root_hash: string } | undefined
+    return row ? { size: row.tree_size, rootHash: row.root_hash } : null
+  }
+
+  markVerified(size: number, rootHash: string): void {
+    this.#sql().markVerified.run(size, rootHash)
+  }
+
+  leafAt(index: number): Leaf | null {
+    return toLeaf(this.#sql().byIndex.get(index))
+  }
+
+  leafOf(stream: string, revision: number): Leaf | null {
+    return toLeaf(this.#sql().byStream.get(stream, revision))
+  }
+
+  leafAtPosition(position: bigint): Leaf | null {
+    return toLeaf(this.#sql().byPosition.get(position))
+  }
+}
+
+function toLeaf(row: unknown): Leaf | null {
+  if (!row) return null
+  const r = row as {
+    leaf_index: number
+    position: number
+    stream_id: string
+    revision: number
+    event_hash: Uint8Array
+  }
+  return {
+    leafIndex: r.leaf_index,
+    position: BigInt(r.position),
+    streamId: r.stream_id,
+    revision: r.revision,
+    eventHash: Buffer.from(r.event_hash).toString('hex'),
+  }
+}
