@@ -63,6 +63,8 @@ export type InclusionProof = {
 
 /** Events checked per slice of a verify; the event loop gets a turn between slices. */
 const VERIFY_SLICE = 1000
+/** Stream heads a verify keeps in memory for the chain links (a bound for a million streams). */
+const KEPT_HEADS = 100_000
 
 const hex = (buffer: Buffer): string => buffer.toString('hex')
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
@@ -178,7 +180,7 @@ export function createAudit(deps: {
       const treeHead = head()
       return {
         events: events.map((e) => {
-          const leaf = tree.leafOf(e.stream_id, e.revision)
+          const leaf = tree.leafAtPosition(e.position)
           // An event the read models have not reached yet is in no signed head.
           const inclusion =
             leaf && leaf.leafIndex < treeHead.tree_size
@@ -232,6 +234,14 @@ export function createAudit(deps: {
       let index = start
       let streams_checked = 0
       let first_broken: LogBreak | null = null
+      // Each stream's last hash seen in this walk, for the chain links; older ones from the log.
+      const heads = new Map<string, { revision: number; hash: string }>()
+      const previousHash = async (event: RecordedEvent): Promise<string | undefined> => {
+        const head = heads.get(event.stream_id)
+        if (head?.revision === event.revision - 1) return head.hash
+        const [previous] = await store.readStream(event.stream_id, { fromRevision: event.revision - 1 })
+        return previous?.revision === event.revision - 1 ? previous.metadata.hash : undefined
+      }
       /** A leaf of the tree whose event is no longer in the log. */
       const missing = (leaf: Leaf): LogBreak => ({
         stream_id: leaf.streamId,
@@ -271,13 +281,15 @@ export function createAudit(deps: {
             first_broken = at(event, 'hash_mismatch')
             break
           }
-          const previous =
-            event.revision === 0 ? GENESIS_HASH : tree.leafOf(event.stream_id, event.revision - 1)?.eventHash
+          const previous = event.revision === 0 ? GENESIS_HASH : await previousHash(event)
           if (event.metadata.prev_hash !== previous) {
             first_broken = at(event, 'prev_hash_mismatch')
             break
           }
           if (event.revision === 0) streams_checked++
+          heads.delete(event.stream_id)
+          if (heads.size >= KEPT_HEADS) heads.delete(heads.keys().next().value as string)
+          heads.set(event.stream_id, { revision: event.revision, hash })
           index++
         }
         if (batch.length === 0 && index < size && !first_broken) first_broken = missing(tree.leafAt(index)!)
@@ -309,12 +321,17 @@ export function createAudit(deps: {
       return tokens.signCheckpoint(head())
     },
 
-    inclusion(
+    async inclusion(
       where: { stream: string; revision: number } | { position: bigint },
       treeSize = tree.size,
-    ): InclusionProof | null {
-      const leaf =
-        'position' in where ? tree.leafAtPosition(where.position) : tree.leafOf(where.stream, where.revision)
+    ): Promise<InclusionProof | null> {
+      const position =
+        'position' in where
+          ? where.position
+          : (await store.readStream(where.stream, { fromRevision: where.revision })).find(
+              (e) => e.revision === where.revision,
+            )?.position
+      const leaf = position === undefined ? null : tree.leafAtPosition(position)
       if (!leaf || treeSize > tree.size || leaf.leafIndex >= treeSize) return null
       return inclusionOf(leaf.leafIndex, treeSize, leaf.eventHash)
     },

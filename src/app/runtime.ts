@@ -102,7 +102,12 @@ export async function openRuntime(
   }
   const commands = createCommandHandler(store, codec, now)
   const claimIndex = openClaimIndex(config, store, now)
-  const claims = createUniqueClaims(claimIndex.index, store, loadOrCreateSecret(config.dataDir, 'uniqueness'), now)
+  const claims = createUniqueClaims(
+    claimIndex.index,
+    store,
+    loadOrCreateSecret(config.dataDir, 'uniqueness'),
+    now,
+  )
   const passwords = options.passwords ?? createPasswordHasher()
   const throttle = createLoginThrottle(nowMs)
   const afterAnswer = createAfterAnswer(log)

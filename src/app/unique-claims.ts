@@ -124,7 +124,11 @@ export function createStreamClaimIndex(store: EventStore, now: () => Date = () =
       causation_id: null,
     },
   })
-  const append = async (stream: string, events: NewEvent[], expected: number | 'no_stream'): Promise<boolean> => {
+  const append = async (
+    stream: string,
+    events: NewEvent[],
+    expected: number | 'no_stream',
+  ): Promise<boolean> => {
     try {
       await store.append(stream, events, expected)
       return true
@@ -139,7 +143,11 @@ export function createStreamClaimIndex(store: EventStore, now: () => Date = () =
       if (!last) return null
       const held = last.type === 'UniqueValueClaimed'
       return held
-        ? { ownerId: last.data.owner_id as number, claimedAt: last.metadata.occurred_at, version: last.revision }
+        ? {
+            ownerId: last.data.owner_id as number,
+            claimedAt: last.metadata.occurred_at,
+            version: last.revision,
+          }
         : { ownerId: 0, claimedAt: last.metadata.occurred_at, version: last.revision }
     },
     async take(kind, key, ownerId, from) {

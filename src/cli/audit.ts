@@ -165,7 +165,8 @@ async function run(argv: string[]): Promise<number> {
       case 'proof': {
         if (arg !== 'inclusion' && arg !== 'consistency')
           throw new UsageError('proof needs "inclusion" or "consistency"')
-        const proof = arg === 'inclusion' ? inclusionArgs(audit, values) : consistencyArgs(audit, values)
+        const proof =
+          arg === 'inclusion' ? await inclusionArgs(audit, values) : consistencyArgs(audit, values)
         if (!proof) throw new UsageError('no such event or tree size in the tree')
         print(proof)
         return 0

@@ -6,7 +6,8 @@
  * is stored once, so any proof reads O(log n) stored hashes.
  *
  * A leaf keeps the event's stored hash (its encrypted form: crypto-shredding never changes it)
- * and where the event is, so proofs can be asked for by stream and revision or by position.
+ * and where the event is. The leaves table has no index but its key: positions grow with the
+ * leaf index, so a position is found by bisection, and every append stays one cheap insert.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { EMPTY_ROOT, leafHash, nodeHash, type SubtreeHash, subtreeHashFrom } from '../audit/merkle.ts'
@@ -14,12 +15,11 @@ import { EMPTY_ROOT, leafHash, nodeHash, type SubtreeHash, subtreeHashFrom } fro
 export const MERKLE_SCHEMA = `
   CREATE TABLE IF NOT EXISTS merkle_leaves (
     leaf_index INTEGER PRIMARY KEY,
-    position INTEGER NOT NULL UNIQUE,
+    position INTEGER NOT NULL,
     stream_id TEXT NOT NULL,
     revision INTEGER NOT NULL,
     event_hash BLOB NOT NULL
   );
-  CREATE INDEX IF NOT EXISTS merkle_leaves_by_stream ON merkle_leaves (stream_id, revision);
   CREATE TABLE IF NOT EXISTS merkle_nodes (
     level INTEGER NOT NULL,
     node_index INTEGER NOT NULL,
@@ -70,12 +70,6 @@ export class MerkleTree {
       leaf: this.#db.prepare('SELECT event_hash FROM merkle_leaves WHERE leaf_index = ?'),
       node: this.#db.prepare('SELECT hash FROM merkle_nodes WHERE level = ? AND node_index = ?'),
       count: this.#db.prepare('SELECT count(*) AS n FROM merkle_leaves'),
-      byStream: this.#db.prepare(
-        'SELECT leaf_index, position, stream_id, revision, event_hash FROM merkle_leaves WHERE stream_id = ? AND revision = ?',
-      ),
-      byPosition: this.#db.prepare(
-        'SELECT leaf_index, position, stream_id, revision, event_hash FROM merkle_leaves WHERE position = ?',
-      ),
       verified: this.#db.prepare('SELECT tree_size, root_hash FROM merkle_verified WHERE id = 1'),
       markVerified: this.#db.prepare(
         'INSERT INTO merkle_verified (id, tree_size, root_hash) VALUES (1, ?, ?) ' +
@@ -107,8 +101,9 @@ export class MerkleTree {
   append(position: bigint, streamId: string, revision: number, eventHash: string): void {
     const sql = this.#sql()
     const index = this.#size
-    sql.insertLeaf.run(index, position, streamId, revision, Buffer.from(eventHash, 'hex'))
-    let hash = leafHash(eventHash)
+    const bytes = Buffer.from(eventHash, 'hex')
+    sql.insertLeaf.run(index, position, streamId, revision, bytes)
+    let hash = leafHash(bytes)
     let level = 0
     // Each trailing 1-bit of the index completes a perfect subtree with the edge's last root.
     // (Arithmetic, not bit operators: those cut numbers to 32 bits.)
@@ -127,7 +122,7 @@ export class MerkleTree {
     if (level === 0) {
       const row = sql.leaf.get(index) as { event_hash: Uint8Array } | undefined
       if (!row) throw new Error(`merkle tree: no leaf ${index}`)
-      return leafHash(Buffer.from(row.event_hash).toString('hex'))
+      return leafHash(Buffer.from(row.event_hash))
     }
     const row = sql.node.get(level, index) as { hash: Uint8Array } | undefined
     if (!row) throw new Error(`merkle tree: no node ${level}/${index}`)
@@ -163,12 +158,19 @@ export class MerkleTree {
     return toLeaf(this.#sql().byIndex.get(index))
   }
 
-  leafOf(stream: string, revision: number): Leaf | null {
-    return toLeaf(this.#sql().byStream.get(stream, revision))
-  }
-
+  /** The leaf of the event at `position`, by bisection over the leaf index (positions only grow). */
   leafAtPosition(position: bigint): Leaf | null {
-    return toLeaf(this.#sql().byPosition.get(position))
+    let low = 0
+    let high = this.#size - 1
+    while (low <= high) {
+      const middle = Math.floor((low + high) / 2)
+      const leaf = this.leafAt(middle)
+      if (!leaf) return null
+      if (leaf.position === position) return leaf
+      if (leaf.position < position) low = middle + 1
+      else high = middle - 1
+    }
+    return null
   }
 }
 

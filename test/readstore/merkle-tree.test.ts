@@ -71,8 +71,15 @@ describe('MerkleTree (stored in SQLite)', () => {
         )
       }
     }
-    expect(tree.leafOf('stream-2', 3)).toMatchObject({ leafIndex: 17, position: 52n, eventHash: hashes[17] })
-    expect(tree.leafAtPosition(52n)?.leafIndex).toBe(17)
+    expect(tree.leafAtPosition(52n)).toMatchObject({
+      leafIndex: 17,
+      streamId: 'stream-2',
+      revision: 3,
+      eventHash: hashes[17],
+    })
+    expect(tree.leafAtPosition(1n)?.leafIndex).toBe(0)
+    expect(tree.leafAtPosition(208n)?.leafIndex).toBe(69)
+    expect(tree.leafAtPosition(53n)).toBeNull()
     expect(tree.leafAt(70)).toBeNull()
     db.close()
   })

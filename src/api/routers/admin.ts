@@ -263,12 +263,12 @@ export const adminRouter = router({
         }),
     )
     .output(Inclusion.extend({ leaf_hash: z.string() }))
-    .query(({ input, ctx }) => {
+    .query(async ({ input, ctx }) => {
       const where =
         input.position !== undefined
           ? { position: BigInt(input.position) }
           : { stream: input.stream as string, revision: input.revision as number }
-      const proof = ctx.runtime.audit.inclusion(where, input.tree_size)
+      const proof = await ctx.runtime.audit.inclusion(where, input.tree_size)
       if (!proof) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such event in a tree of that size' })
       return proof
     }),
