@@ -29,6 +29,8 @@ export type Config = {
   refreshReuseGraceSeconds: number
   /** Absolute session lifetime from the login, whatever the refreshes. */
   sessionMaxAgeSeconds: number
+  /** How long a request with X-Consistency-Position waits for the read models before a 503. */
+  consistencyWaitMs: number
 }
 
 export class ConfigError extends Error {
@@ -90,5 +92,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: env.METRICS_TOKEN || null,
     refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0),
     sessionMaxAgeSeconds: integer(env, 'SESSION_MAX_AGE_SECONDS', 2_592_000, 1),
+    consistencyWaitMs: integer(env, 'CONSISTENCY_WAIT_MS', 5000, 0),
   }
 }

@@ -175,16 +175,56 @@ export async function createApp(runtime: Runtime) {
     return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4' }, body }
   }
 
+  /**
+   * Read-your-writes across instances: a request that carries the position a write committed at
+   * is answered once this instance's read models have passed it, or 503 after the wait.
+   */
+  async function awaitConsistency(wanted: string): Promise<HttpResponse | null> {
+    if (!/^[0-9]{1,19}$/.test(wanted))
+      return jsonResponse({ detail: 'X-Consistency-Position must be a non-negative integer' }, 400)
+    const position = BigInt(wanted)
+    if (runtime.runner.position >= position) return null
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), config.consistencyWaitMs)
+    })
+    const outcome = await Promise.race([runtime.runner.waitFor(position).then(() => 'ok' as const), timedOut])
+    clearTimeout(timer)
+    if (outcome === 'ok') return null
+    return jsonResponse(
+      { detail: 'This instance has not caught up with X-Consistency-Position yet; retry' },
+      503,
+      {
+        'retry-after': '1',
+      },
+    )
+  }
+
+  /** The position every write answer carries: at least where this request's commands committed. */
+  const consistencyPosition = (): string => {
+    const committed = runtime.commands.lastPosition
+    const projected = runtime.runner.position
+    return String(committed > projected ? committed : projected)
+  }
+
   async function serve(request: HttpRequest): Promise<HttpResponse> {
     const started = performance.now()
     const q = request.target.indexOf('?')
     const pathname = q < 0 ? request.target : request.target.slice(0, q)
     const query = q < 0 ? '' : request.target.slice(q + 1)
-    const { response, label } = await route(request, pathname, query)
+    const wanted = request.header('x-consistency-position')
+    const notYet = wanted == null ? null : await awaitConsistency(wanted)
+    const { response, label } = notYet
+      ? { response: notYet, label: 'consistency' }
+      : await route(request, pathname, query)
     metrics.observe(label, response.status, (performance.now() - started) / 1000)
     if (LOGIN_ROUTES.has(label)) metrics.login(loginOutcome[response.status] ?? `status_${response.status}`)
     const security = label === '/docs' ? DOCS_SECURITY_HEADERS : API_SECURITY_HEADERS
-    response.headers = { ...security, ...response.headers }
+    const wrote =
+      request.method !== 'GET' && request.method !== 'HEAD' && response.status >= 200 && response.status < 300
+    response.headers = wrote
+      ? { ...security, ...response.headers, 'x-consistency-position': consistencyPosition() }
+      : { ...security, ...response.headers }
     return response
   }
 

@@ -43,6 +43,8 @@ export function createCommandHandler(
   // Stream → state folded up to a revision; the store stays the truth, so a state another process
   // moved on from is caught up by reading the newer events, and a stale one fails on append.
   const kept = new Map<string, { state: unknown; revision: number }>()
+  /** The highest global position this process has committed a command at. */
+  let lastPosition = 0n
 
   function keep(stream: string, loaded: { state: unknown; revision: number }): void {
     kept.delete(stream)
@@ -91,6 +93,7 @@ export function createCommandHandler(
       }))
       try {
         const result = await store.append(stream, toAppend, revision ?? 'no_stream')
+        if (result.position > lastPosition) lastPosition = result.position
         const after = { state: events.reduce(decider.evolve, state), revision: result.next_expected_revision }
         if (decider.keepStateInMemory) keep(stream, after)
         return { events, ...after, position: result.position }
@@ -102,7 +105,13 @@ export function createCommandHandler(
     }
   }
 
-  return { load, handle }
+  return {
+    load,
+    handle,
+    get lastPosition(): bigint {
+      return lastPosition
+    },
+  }
 }
 
 export type CommandHandler = ReturnType<typeof createCommandHandler>
