@@ -102,10 +102,16 @@ function startService(): Promise<{ child: ChildProcess; url: string }> {
       for (const line of readFileSync(logFile, 'utf8').split('\n')) {
         try {
           const entry = JSON.parse(line) as { message?: string; url?: string }
-          if (entry.message === 'listening' && entry.url) return resolvePromise({ child, url: entry.url })
+          if (entry.message === 'listening' && entry.url) {
+            resolvePromise({ child, url: entry.url })
+            return
+          }
         } catch {}
       }
-      if (Date.now() > deadline) return reject(new Error('the service did not start within 30 s'))
+      if (Date.now() > deadline) {
+        reject(new Error('the service did not start within 30 s'))
+        return
+      }
       setTimeout(poll, 50)
     }
     poll()

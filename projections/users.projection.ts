@@ -16,14 +16,16 @@ const FOREVER = '9999-12-31T23:59:59.999Z'
  * pragma the freed bytes are zeroed. So an erased user's text does not stay in the shadow tables.
  *
  * Opening the read store writes nothing here (every statement is `IF NOT EXISTS`), so another
- * process can open the file while the service writes. A file from before the index has an empty
- * one: the first write to `users`, or the first event `apply` sees, fills it (`rebuild`), and
- * until then `queries.listUsers` scans. The triggers delete only what is indexed and index only
- * what is not, so the index cannot drift from the table.
+ * process can open the file while the service writes. An index that does not cover every users
+ * row (a read-model file from before it existed) is filled (`rebuild`) by the first event the
+ * projection applies in a process; until then `queries.listUsers` scans. The triggers delete only
+ * what is indexed and index only what is not, so they never corrupt the index. (Each trigger
+ * statement on the FTS table flushes its pending terms: the insert trigger, the common one, has
+ * a single statement.)
  */
 const BUILD_SEARCH_INDEX = `
   INSERT INTO users_search (users_search) SELECT 'rebuild'
-    WHERE NOT EXISTS (SELECT 1 FROM users_search_docsize) AND EXISTS (SELECT 1 FROM users)`
+    WHERE (SELECT count(*) FROM users) <> (SELECT count(*) FROM users_search_docsize)`
 const SECURE_DELETE = `
   INSERT INTO users_search (users_search, rank) SELECT 'secure-delete', 1
     WHERE NOT EXISTS (SELECT 1 FROM users_search_config WHERE k = 'secure-delete' AND v = 1)`
@@ -40,22 +42,19 @@ const SEARCH_SCHEMA = `
       username, email, full_name, tokenize = 'trigram', content = 'users', content_rowid = 'id'
     );
     CREATE TRIGGER IF NOT EXISTS users_search_insert AFTER INSERT ON users BEGIN
-      ${BUILD_SEARCH_INDEX};
       ${INDEX_NEW};
     END;
     CREATE TRIGGER IF NOT EXISTS users_search_update AFTER UPDATE OF id, username, email, full_name ON users BEGIN
       ${SECURE_DELETE};
-      ${BUILD_SEARCH_INDEX};
       ${UNINDEX_OLD};
       ${INDEX_NEW};
     END;
     CREATE TRIGGER IF NOT EXISTS users_search_delete AFTER DELETE ON users BEGIN
       ${SECURE_DELETE};
-      ${BUILD_SEARCH_INDEX};
       ${UNINDEX_OLD};
     END;
 `
-/** The read stores whose search index this process has made sure is built. */
+/** The read stores whose search index this process has made sure covers every user. */
 const searchIndexChecked = new WeakSet<ReadModelWriter>()
 
 export const usersProjection: Projection = {

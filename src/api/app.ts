@@ -204,6 +204,7 @@ export async function createApp(runtime: Runtime) {
   const consistencyPosition = (): string => {
     const committed = runtime.commands.lastPosition
     const projected = runtime.runner.position
+    // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.max does not take
     return String(committed > projected ? committed : projected)
   }
 

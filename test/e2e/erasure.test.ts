@@ -279,8 +279,14 @@ describe('DELETE /admin/user/{user_id}', () => {
     expect(found.some((f) => f.includes('email'))).toBe(true)
     expect(found.some((f) => f.includes('user_agent'))).toBe(true)
     expect(found.some((f) => f.includes('wrapped_data_key'))).toBe(true)
-    expect(found.some((f) => f.includes('email_key')), 'the email claim is on disk').toBe(true)
-    expect(found.some((f) => f.includes('username_key')), 'the username claim is on disk').toBe(true)
+    expect(
+      found.some((f) => f.includes('email_key')),
+      'the email claim is on disk',
+    ).toBe(true)
+    expect(
+      found.some((f) => f.includes('username_key')),
+      'the username claim is on disk',
+    ).toBe(true)
   })
 
   it('answers a Message; the token, refresh token and login stop working; the id is 404 everywhere', async () => {
