@@ -70,6 +70,9 @@ export class MerkleTree {
       leaf: this.#db.prepare('SELECT event_hash FROM merkle_leaves WHERE leaf_index = ?'),
       node: this.#db.prepare('SELECT hash FROM merkle_nodes WHERE level = ? AND node_index = ?'),
       count: this.#db.prepare('SELECT count(*) AS n FROM merkle_leaves'),
+      range: this.#db.prepare(
+        'SELECT leaf_index, position, stream_id, revision, event_hash FROM merkle_leaves WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?',
+      ),
       verified: this.#db.prepare('SELECT tree_size, root_hash FROM merkle_verified WHERE id = 1'),
       markVerified: this.#db.prepare(
         'INSERT INTO merkle_verified (id, tree_size, root_hash) VALUES (1, ?, ?) ' +
@@ -156,6 +159,11 @@ export class MerkleTree {
 
   leafAt(index: number): Leaf | null {
     return toLeaf(this.#sql().byIndex.get(index))
+  }
+
+  /** Up to `count` leaves from `start` on, in order (a verify reads them a batch at a time). */
+  leaves(start: number, count: number): Leaf[] {
+    return (this.#sql().range.all(start, count) as unknown[]).map((row) => toLeaf(row) as Leaf)
   }
 
   /** The leaf of the event at `position`, by bisection over the leaf index (positions only grow). */
