@@ -19,6 +19,8 @@ export type Config = {
   /** `FULL` also survives power loss; `NORMAL` survives a crash of the process. */
   sqliteSynchronous: 'NORMAL' | 'FULL'
   masterKey: string | null
+  /** Base64 of 32 bytes: the HMAC key of uniqueness claims; every instance of a store needs the same. */
+  uniquenessSecret: Uint8Array | null
   signingKeyPem: string | null
   publicUrl: string
   /** Minutes between signed checkpoints written to DATA_DIR/checkpoints; 0 turns them off. */
@@ -62,10 +64,24 @@ function oneOf<T extends string>(
   return match
 }
 
+function secret32(env: NodeJS.ProcessEnv, name: string): Uint8Array | null {
+  const raw = env[name]?.trim()
+  if (!raw) return null
+  const bytes = Buffer.from(raw, 'base64')
+  if (bytes.length !== 32 || bytes.toString('base64').replace(/=+$/, '') !== raw.replace(/=+$/, ''))
+    throw new ConfigError(`${name} must be the base64 of 32 bytes (e.g. openssl rand -base64 32)`)
+  return new Uint8Array(bytes)
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const eventStoreUrl = env.EVENT_STORE_URL?.trim() || null
-  if (eventStoreUrl && !/^(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover):\/\//.test(eventStoreUrl)) {
-    throw new ConfigError('EVENT_STORE_URL must start with esdb:// or kurrentdb://')
+  if (
+    eventStoreUrl &&
+    !/^(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover|postgres|postgresql):\/\//.test(eventStoreUrl)
+  ) {
+    throw new ConfigError(
+      'EVENT_STORE_URL must start with esdb://, kurrentdb://, postgres:// or postgresql://',
+    )
   }
   const port = integer(env, 'PORT', 8000, 0)
   const host = env.HOST?.trim() || '127.0.0.1'
@@ -86,6 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
     sqliteSynchronous: oneOf(env, 'SQLITE_SYNCHRONOUS', ['NORMAL', 'FULL'] as const, 'NORMAL'),
     masterKey: env.MASTER_KEY || null,
+    uniquenessSecret: secret32(env, 'UNIQUENESS_SECRET'),
     signingKeyPem: env.JWT_PRIVATE_KEY_PEM || null,
     publicUrl: env.PUBLIC_URL?.trim() || `http://${host}:${port}`,
     checkpointIntervalMinutes: integer(env, 'CHECKPOINT_INTERVAL_MINUTES', 60, 0),

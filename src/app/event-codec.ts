@@ -19,6 +19,7 @@ export interface FieldCipher {
 
 export const OTHER_EVENT_TYPES: ReadonlySet<string> = new Set([
   'IdReserved',
+  'SettingsFingerprinted',
   'UniqueValueClaimed',
   'UniqueValueReleased',
 ])

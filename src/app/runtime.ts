@@ -28,6 +28,7 @@ import { createEventCodec } from './event-codec.ts'
 import { createLoginThrottle } from './login-throttle.ts'
 import { createMailer } from './mailer.ts'
 import { createPasswordReset } from './password-reset.ts'
+import { checkSettingFingerprints } from './settings-fingerprint.ts'
 import { dataKeyOwner } from './streams.ts'
 import { createTwoFactor } from './two-factor.ts'
 import { createStreamClaimIndex, createTableClaimIndex, createUniqueClaims } from './unique-claims.ts'
@@ -57,6 +58,10 @@ function openClaimIndex(config: Config, store: EventStore, now: () => Date) {
 export async function openEventStore(config: Config): Promise<EventStore> {
   if (!config.eventStoreUrl) {
     return openSqliteEventStore(join(config.dataDir, 'events.db'), { synchronous: config.sqliteSynchronous })
+  }
+  if (/^postgres(ql)?:\/\//i.test(config.eventStoreUrl)) {
+    const { openPostgresEventStore } = await import('../eventstore/postgres-event-store.ts')
+    return openPostgresEventStore(config.eventStoreUrl)
   }
   const { openEsdbEventStore } = await import('../eventstore/esdb-event-store.ts')
   return openEsdbEventStore(config.eventStoreUrl)
@@ -101,13 +106,10 @@ export async function openRuntime(
     if (!dataKeys.isErased(owner)) dataKeys.destroy(owner)
   }
   const commands = createCommandHandler(store, codec, now)
+  const uniquenessSecret = config.uniquenessSecret ?? loadOrCreateSecret(config.dataDir, 'uniqueness')
+  await checkSettingFingerprints(store, { UNIQUENESS_SECRET: uniquenessSecret }, now)
   const claimIndex = openClaimIndex(config, store, now)
-  const claims = createUniqueClaims(
-    claimIndex.index,
-    store,
-    loadOrCreateSecret(config.dataDir, 'uniqueness'),
-    now,
-  )
+  const claims = createUniqueClaims(claimIndex.index, store, uniquenessSecret, now)
   const passwords = options.passwords ?? createPasswordHasher()
   const throttle = createLoginThrottle(nowMs)
   const afterAnswer = createAfterAnswer(log)

@@ -77,4 +77,28 @@ describe('startup refuses bad input clearly', () => {
     expect(status).toBe(1)
     expect(stderr).toMatch(/RATE_LIMIT_PER_MINUTE must be an integer/)
   })
+
+  it('a UNIQUENESS_SECRET other than the one the store was written with: names the setting, writes nothing', async () => {
+    const dir = tempDataDir()
+    const first = Buffer.alloc(32, 1).toString('base64')
+    const t = await openTestRuntime(dir, { UNIQUENESS_SECRET: first })
+    await t.runtime.close()
+    const before = readFileSync(join(dir, 'events.db'))
+    const { status, stderr } = start({
+      DATA_DIR: dir,
+      UNIQUENESS_SECRET: Buffer.alloc(32, 2).toString('base64'),
+    })
+    expect(status).toBe(1)
+    expect(stderr).toMatch(/UNIQUENESS_SECRET does not match/)
+    expect(readFileSync(join(dir, 'events.db')).equals(before)).toBe(true)
+    // The right one starts.
+    const again = await openTestRuntime(dir, { UNIQUENESS_SECRET: first })
+    await again.runtime.close()
+  })
+
+  it('a UNIQUENESS_SECRET that is not the base64 of 32 bytes', () => {
+    const { status, stderr } = start({ DATA_DIR: tempDataDir(), UNIQUENESS_SECRET: 'c2hvcnQ=' })
+    expect(status).toBe(1)
+    expect(stderr).toMatch(/UNIQUENESS_SECRET must be the base64 of 32 bytes/)
+  })
 })
