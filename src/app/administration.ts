@@ -11,6 +11,7 @@ import type { Role } from '../../domain/event.ts'
 import type { Queries, UserRow } from '../readstore/queries.ts'
 import type { Accounts } from './accounts.ts'
 import type { CommandHandler } from './command-handler.ts'
+import type { RosterLock } from './roster-lock.ts'
 import { accountStream } from './streams.ts'
 import type { UniqueClaims } from './unique-claims.ts'
 
@@ -22,6 +23,10 @@ export function createAdministration(deps: {
   /** Moves deleted read-model pages out of the WAL so erased values leave the disk. */
   compactReadModels: () => void
   bootstrapToken: string
+  /** Shared by every instance of the store: power changes and bootstraps one at a time. */
+  roster: RosterLock
+  /** Resolves once this instance's read models include everything committed so far. */
+  catchUp: () => Promise<void>
   now: () => Date
 }) {
   const { accounts, queries, now } = deps
@@ -40,24 +45,29 @@ export function createAdministration(deps: {
 
   /**
    * Commands that can take an account's power away (deactivate, lock, change role, delete) run
-   * one at a time, each first checking in the event store that its admin still holds power: two
-   * admins doing this to each other at the same moment cannot both succeed and leave no one able
-   * to administer (nor re-open the bootstrap, which a deactivated or locked admin still blocks).
-   * Within one process; several instances on one EventStoreDB would need a shared roster stream.
+   * one at a time across every instance (the roster lock; queued in-process first), each first
+   * checking in the event store that its admin still holds power: two admins doing this to each
+   * other at the same moment cannot both succeed and leave no one able to administer (nor
+   * re-open the bootstrap, which a deactivated or locked admin still blocks).
    */
   const powerChanges = oneAtATime()
   function takePower<T>(adminId: number, userId: number, what: string, run: () => Promise<T>): Promise<T> {
     notSelf(adminId, userId, what)
-    return powerChanges(async () => {
-      const { state: admin } = await deps.commands.load(accountStream(adminId), accountDecider)
-      const holdsPower =
-        admin.status === 'active' && admin.role === 'admin' && !isLockedByAdminAt(admin, now().getTime())
-      if (!holdsPower) throw new DomainError('FORBIDDEN', 'Not enough privileges')
-      return run()
-    })
+    return powerChanges(() =>
+      deps.roster.hold({ action: what, admin_id: adminId, user_id: userId }, async () => {
+        const { state: admin } = await deps.commands.load(accountStream(adminId), accountDecider)
+        const holdsPower =
+          admin.status === 'active' && admin.role === 'admin' && !isLockedByAdminAt(admin, now().getTime())
+        if (!holdsPower) throw new DomainError('FORBIDDEN', 'Not enough privileges')
+        return run()
+      }),
+    )
   }
 
-  /** Bootstrap registrations run one at a time, so concurrent requests cannot each create "the first" admin. */
+  /**
+   * Bootstrap registrations run one at a time across every instance, each after its read models
+   * caught up with the store, so concurrent requests cannot each create "the first" admin.
+   */
   const bootstraps = oneAtATime()
 
   return {
@@ -68,7 +78,13 @@ export function createAdministration(deps: {
      * token is accepted, re-checked inside the queue; null when it is refused.
      */
     bootstrap<T>(presented: string | null, create: () => Promise<T>): Promise<T | null> {
-      return bootstraps(() => (canBootstrap(presented) ? create() : Promise.resolve(null)))
+      if (!canBootstrap(presented)) return Promise.resolve(null)
+      return bootstraps(() =>
+        deps.roster.hold({ action: 'bootstrap', admin_id: null, user_id: null }, async () => {
+          await deps.catchUp()
+          return canBootstrap(presented) ? create() : null
+        }),
+      )
     },
 
     async setActive(adminId: number, userId: number, active: boolean): Promise<UserRow> {

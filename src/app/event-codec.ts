@@ -20,6 +20,8 @@ export interface FieldCipher {
 export const OTHER_EVENT_TYPES: ReadonlySet<string> = new Set([
   'IdReserved',
   'SettingsFingerprinted',
+  'RosterLockTaken',
+  'RosterLockReleased',
   'UniqueValueClaimed',
   'UniqueValueReleased',
 ])

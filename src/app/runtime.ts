@@ -28,6 +28,7 @@ import { createEventCodec } from './event-codec.ts'
 import { createLoginThrottle } from './login-throttle.ts'
 import { createMailer } from './mailer.ts'
 import { createPasswordReset } from './password-reset.ts'
+import { createRosterLock } from './roster-lock.ts'
 import { checkSettingFingerprints } from './settings-fingerprint.ts'
 import { dataKeyOwner } from './streams.ts'
 import { createTwoFactor } from './two-factor.ts'
@@ -158,6 +159,8 @@ export async function openRuntime(
       claimIndex.compact()
     },
     bootstrapToken,
+    roster: createRosterLock(store, now),
+    catchUp: async () => runner.waitFor(await store.headPosition()),
     now,
   })
   if (!config.adminBootstrapToken && !queries.hasAdmin()) {

@@ -4,6 +4,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { isDomainError } from '../../domain/errors.ts'
+import { createAdministration } from '../../src/app/administration.ts'
+import { createRosterLock } from '../../src/app/roster-lock.ts'
 import type { Runtime } from '../../src/app/runtime.ts'
 import { openTestRuntime } from '../support/runtime.ts'
 
@@ -46,6 +48,40 @@ describe('administration: taking power away', () => {
         return row?.role === 'admin' && row.is_active === 1 && !row.locked_until
       })
       expect(powerful).toHaveLength(1)
+    })
+  }
+})
+
+describe('administration on two instances of one store', () => {
+  /** A second instance's administration: its own in-process queue, the same store and read models. */
+  function secondInstance(): Runtime['administration'] {
+    return createAdministration({
+      accounts: runtime.accounts,
+      commands: runtime.commands,
+      queries: runtime.queries,
+      claims: runtime.claims,
+      compactReadModels: () => {},
+      bootstrapToken: 'unused',
+      roster: createRosterLock(runtime.store, runtime.now),
+      catchUp: async () => runtime.runner.waitFor(await runtime.store.headPosition()),
+      now: runtime.now,
+    })
+  }
+
+  for (const [name, remove] of removals) {
+    it(`${name}: two admins on two instances acting on each other at once leave one admin`, async () => {
+      const [ann, bea] = await twoAdmins()
+      const other = { ...runtime, administration: secondInstance() } as Runtime
+      const outcomes = await Promise.allSettled([remove(runtime, ann, bea), remove(other, bea, ann)])
+      expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected'])
+      const powerful = [ann, bea].filter((id) => {
+        const row = runtime.queries.userById(id)
+        return row?.role === 'admin' && row.is_active === 1 && !row.locked_until
+      })
+      expect(powerful).toHaveLength(1)
+      // The roster stream records who took the lock for what.
+      const roster = await runtime.store.readStream('admin-roster')
+      expect(roster.filter((e) => e.type === 'RosterLockTaken')).toHaveLength(2)
     })
   }
 })
