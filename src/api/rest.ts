@@ -164,6 +164,8 @@ export function createRestHandler(log: Logger) {
     if (error.code === 'BAD_REQUEST' && Array.isArray(issues)) {
       return validationError(toIssues(issues, input, sourceOf))
     }
+    if (error.code === 'SERVICE_UNAVAILABLE')
+      return json({ detail: error.message }, 503, { 'retry-after': '1' })
     const status = httpStatusOf[error.code] ?? 500
     if (status === 500) {
       log.error('procedure failed', { error: (error.cause as Error | undefined)?.message ?? error.message })

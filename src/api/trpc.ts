@@ -5,6 +5,7 @@ import { DomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
 import type { Principal } from '../app/access-gate.ts'
 import type { Runtime } from '../app/runtime.ts'
+import { EventStoreUnavailableError } from '../eventstore/event-store.ts'
 import { RateLimited, transport } from './errors.ts'
 import type { RateLimiter } from './rate-limit.ts'
 
@@ -43,8 +44,14 @@ export const mergeRouters = t.mergeRouters
 export const createCallerFactory = t.createCallerFactory
 
 /** Domain errors become the tRPC code of the transport table (the REST adapter reads the cause). */
+/** What a client is told while the store cannot be reached (503, Retry-After: 1). */
+export const STORE_UNAVAILABLE = 'The event store is unavailable; retry shortly'
+
 function rethrowDomainError<T extends { ok: boolean; error?: { cause?: unknown } }>(result: T): T {
   const cause = result.ok ? undefined : result.error?.cause
+  if (cause instanceof EventStoreUnavailableError) {
+    throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: STORE_UNAVAILABLE, cause })
+  }
   if (cause instanceof DomainError) {
     throw new TRPCError({ code: transport[cause.code].trpc, message: cause.message, cause })
   }

@@ -43,11 +43,15 @@ export const systemRouter = router({
     // No position here: watching a public global position move would tell whether a failed
     // login or a reset request hit a real account. It is in /metrics (behind METRICS_TOKEN).
     .output(z.object({ status: z.literal('ready') }))
-    .query(({ ctx }) => {
+    .query(async ({ ctx }) => {
       const { runner } = ctx.runtime
       if (runner.failure !== null) {
         throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'Projections stopped' })
       }
+      // Store reachable: a cheap read (PostgreSQL or EventStoreDB may be down while we run).
+      await ctx.runtime.store.headPosition().catch(() => {
+        throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The event store is unavailable' })
+      })
       return { status: 'ready' as const }
     }),
 })
