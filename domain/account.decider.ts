@@ -41,7 +41,10 @@ export type AccountCommand =
   | { type: 'EnableTotp'; data: { step: number; recovery_code_hashes: string[] } }
   | {
       type: 'AcceptSecondFactor'
-      data: ({ totp_step: number } | { recovery_index: number }) & { challenge_revision: number }
+      data: ({ totp_step: number } | { recovery_index: number }) & {
+        challenge_revision: number
+        challenge_id: string
+      }
     }
   | { type: 'DisableTotp'; data: Record<string, never> }
   | { type: 'RequestPasswordReset'; data: { token_hash: string; expires_at: string } }
@@ -147,20 +150,22 @@ function acceptSecondFactor(
   const account = existing(state)
   if (!isTotpEnabled(account))
     throw new DomainError('TWO_FACTOR_NOT_ENABLED', 'Two-factor authentication is not enabled')
-  if (authenticationVoidedSince(account, command.data.challenge_revision)) throw invalidChallenge()
+  const { challenge_revision, challenge_id } = command.data
+  if (authenticationVoidedSince(account, challenge_revision)) throw invalidChallenge()
+  if (account.totp.usedChallenges.includes(challenge_id)) throw invalidChallenge()
   const events: AccountEvent[] = []
   if ('totp_step' in command.data) {
     const { totp_step } = command.data
     if (account.totp.lastStep !== null && totp_step <= account.totp.lastStep) {
       throw new DomainError('TWO_FACTOR_CODE_INVALID', 'Invalid or already used code')
     }
-    events.push({ type: 'TotpCodeAccepted', data: { step: totp_step } })
+    events.push({ type: 'TotpCodeAccepted', data: { step: totp_step, challenge_id } })
   } else {
     const { recovery_index } = command.data
     if (account.totp.recoveryCodes[recovery_index] == null) {
       throw new DomainError('TWO_FACTOR_CODE_INVALID', 'Invalid or already used code')
     }
-    events.push({ type: 'RecoveryCodeUsed', data: { index: recovery_index } })
+    events.push({ type: 'RecoveryCodeUsed', data: { index: recovery_index, challenge_id } })
   }
   if (account.failedLogins > 0 || account.automaticLocks > 0)
     events.push({ type: 'FailedLoginsCleared', data: {} })

@@ -46,8 +46,9 @@ export type SessionsRevoked = Event<
 export type TotpEnrollmentStarted = Event<'TotpEnrollmentStarted', { secret: string }>
 export type TotpEnabled = Event<'TotpEnabled', { recovery_code_hashes: string[]; step: number }>
 export type TotpDisabled = Event<'TotpDisabled', Record<string, never>>
-export type TotpCodeAccepted = Event<'TotpCodeAccepted', { step: number }>
-export type RecoveryCodeUsed = Event<'RecoveryCodeUsed', { index: number }>
+/** `challenge_id`: the 2FA challenge it completed (absent before challenges were recorded). */
+export type TotpCodeAccepted = Event<'TotpCodeAccepted', { step: number; challenge_id?: string }>
+export type RecoveryCodeUsed = Event<'RecoveryCodeUsed', { index: number; challenge_id?: string }>
 export type PasswordResetRequested = Event<
   'PasswordResetRequested',
   { token_hash: string; expires_at: string }

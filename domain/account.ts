@@ -9,6 +9,11 @@ export type Totp = {
   lastStep: number | null
   /** Hashes of unused recovery codes; a used one becomes null so indexes stay stable. */
   recoveryCodes: (string | null)[]
+  /**
+   * The last challenges completed: a challenge works once on every instance. (Challenges live 5
+   * minutes; a few at a time is all a real user has.)
+   */
+  usedChallenges: string[]
 }
 
 export type ResetToken = { hash: string; expiresAt: string; used: boolean }
@@ -46,7 +51,20 @@ export type Account = { status: 'none' } | ExistingAccount | { status: 'erased';
 
 export const initialAccount: Account = { status: 'none' }
 
-const NO_TOTP: Totp = { pendingSecret: null, secret: null, lastStep: null, recoveryCodes: [] }
+const NO_TOTP: Totp = {
+  pendingSecret: null,
+  secret: null,
+  lastStep: null,
+  recoveryCodes: [],
+  usedChallenges: [],
+}
+export const REMEMBERED_CHALLENGES = 16
+
+function withChallenge(totp: Totp, challengeId: string | undefined): string[] {
+  return challengeId
+    ? [...totp.usedChallenges.slice(1 - REMEMBERED_CHALLENGES), challengeId]
+    : totp.usedChallenges
+}
 
 export function isLockedAt(account: ExistingAccount, nowMs: number): boolean {
   if (!account.lock) return false
@@ -178,18 +196,27 @@ function applyToExisting(
           secret: state.totp.pendingSecret,
           lastStep: event.data.step,
           recoveryCodes: event.data.recovery_code_hashes,
+          usedChallenges: [],
         },
       }
     case 'TotpDisabled':
       return { ...state, totp: NO_TOTP }
     case 'TotpCodeAccepted':
-      return { ...state, totp: { ...state.totp, lastStep: event.data.step } }
+      return {
+        ...state,
+        totp: {
+          ...state.totp,
+          lastStep: event.data.step,
+          usedChallenges: withChallenge(state.totp, event.data.challenge_id),
+        },
+      }
     case 'RecoveryCodeUsed':
       return {
         ...state,
         totp: {
           ...state.totp,
           recoveryCodes: state.totp.recoveryCodes.map((c, i) => (i === event.data.index ? null : c)),
+          usedChallenges: withChallenge(state.totp, event.data.challenge_id),
         },
       }
     case 'PasswordResetRequested':

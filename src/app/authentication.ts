@@ -47,8 +47,6 @@ export type ChallengeResponse = {
 }
 
 const CHALLENGE_TTL_SECONDS = 300
-/** Beyond this many used challenges in 5 minutes the oldest is forgotten (its TOTP step stays used). */
-const MAX_USED_CHALLENGES = 100_000
 const badCredentials = (): DomainError =>
   new DomainError('INVALID_CREDENTIALS', 'Incorrect username or password')
 const invalidRefresh = (): DomainError => new DomainError('REFRESH_TOKEN_INVALID', 'Invalid refresh token')
@@ -72,19 +70,6 @@ export type AuthenticationDeps = {
 
 export function createAuthentication(deps: AuthenticationDeps) {
   const { store, commands, runner, queries, passwords, tokens, throttle, now } = deps
-  /**
-   * Challenge tokens are single-use: flow state, not an event. All live the same 5 minutes, so
-   * the map's insertion order is their expiry order: pruning stops at the first live one.
-   */
-  const usedChallenges = new Map<string, number>()
-  function rememberUsedChallenge(jti: string, exp: number): void {
-    const nowSeconds = now().getTime() / 1000
-    for (const [old, oldExp] of usedChallenges) {
-      if (oldExp >= nowSeconds && usedChallenges.size < MAX_USED_CHALLENGES) break
-      usedChallenges.delete(old)
-    }
-    usedChallenges.set(jti, exp)
-  }
 
   async function loadExisting(userId: number): Promise<{ account: ExistingAccount; revision: number }> {
     const { state, revision } = await commands.load(accountStream(userId), accountDecider)
@@ -262,8 +247,8 @@ export function createAuthentication(deps: AuthenticationDeps) {
   ): Promise<TokenResponse> {
     const claims = await tokens.verifyChallenge(challengeToken)
     const challengeRevision = claims?.data.rev
-    if (!claims || usedChallenges.has(claims.jti) || typeof challengeRevision !== 'number')
-      throw invalidChallenge()
+    // Used challenges are recorded in the account stream (AcceptSecondFactor), on every instance.
+    if (!claims || typeof challengeRevision !== 'number') throw invalidChallenge()
     const userId = Number(claims.sub)
     const { account } = await loadExisting(userId)
     return throttle.guard(
@@ -293,11 +278,11 @@ export function createAuthentication(deps: AuthenticationDeps) {
             data: {
               ...(step !== null ? { totp_step: step } : { recovery_index: recoveryIndex }),
               challenge_revision: challengeRevision,
+              challenge_id: claims.jti,
             },
           },
           { actorId: userId, owner: userId },
         )
-        rememberUsedChallenge(claims.jti, claims.exp)
         return startSession(accepted.state as ExistingAccount, accepted.revision ?? 0, ['pwd', 'otp'], client)
       },
       () => true,

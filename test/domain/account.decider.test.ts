@@ -168,13 +168,22 @@ describe('account: two-factor and password reset', () => {
   })
   it('refuses a replayed time step and a used recovery code', () => {
     given(registered, started, enabled)
-      .when({ type: 'AcceptSecondFactor', data: { totp_step: 100, challenge_revision: 2 } })
+      .when({
+        type: 'AcceptSecondFactor',
+        data: { totp_step: 100, challenge_revision: 2, challenge_id: 'c1' },
+      })
       .thenThrows('TWO_FACTOR_CODE_INVALID')
     given(registered, started, enabled)
-      .when({ type: 'AcceptSecondFactor', data: { totp_step: 101, challenge_revision: 2 } })
-      .then({ type: 'TotpCodeAccepted', data: { step: 101 } })
+      .when({
+        type: 'AcceptSecondFactor',
+        data: { totp_step: 101, challenge_revision: 2, challenge_id: 'c1' },
+      })
+      .then({ type: 'TotpCodeAccepted', data: { step: 101, challenge_id: 'c1' } })
     given(registered, started, enabled, { type: 'RecoveryCodeUsed', data: { index: 1 } })
-      .when({ type: 'AcceptSecondFactor', data: { recovery_index: 1, challenge_revision: 2 } })
+      .when({
+        type: 'AcceptSecondFactor',
+        data: { recovery_index: 1, challenge_revision: 2, challenge_id: 'c1' },
+      })
       .thenThrows('TWO_FACTOR_CODE_INVALID')
   })
   it('a reset token works once and not after it expires', () => {
@@ -249,12 +258,12 @@ describe('account: an authentication is decided against what it checked', () => 
     const enabled: AccountEvent = { type: 'TotpEnabled', data: { recovery_code_hashes: ['h0'], step: 100 } }
     const accept = (challengeRevision: number): AccountCommand => ({
       type: 'AcceptSecondFactor',
-      data: { totp_step: 101, challenge_revision: challengeRevision },
+      data: { totp_step: 101, challenge_revision: challengeRevision, challenge_id: 'c1' },
     })
     // The challenge was issued at revision 2 (after the enabling).
     given(registered, started, enabled)
       .when(accept(2))
-      .then({ type: 'TotpCodeAccepted', data: { step: 101 } })
+      .then({ type: 'TotpCodeAccepted', data: { step: 101, challenge_id: 'c1' } })
     given(registered, started, enabled, passwordChanged).when(accept(2)).thenThrows('INVALID_CREDENTIALS')
     given(
       registered,
@@ -292,5 +301,35 @@ describe('account: an authentication is decided against what it checked', () => 
     given(registered, requested, emailChanged)
       .when({ type: 'CompletePasswordReset', data: { token_hash: 't', password_hash: 'n', now: NOW } })
       .thenThrows('RESET_TOKEN_INVALID')
+  })
+})
+
+describe('account: a 2FA challenge completes once, whichever instance sees it', () => {
+  const started: AccountEvent = { type: 'TotpEnrollmentStarted', data: { secret: 'SECRET' } }
+  const enabled: AccountEvent = {
+    type: 'TotpEnabled',
+    data: { recovery_code_hashes: ['h0', 'h1'], step: 100 },
+  }
+  const usedBy = (challenge: string): AccountEvent => ({
+    type: 'TotpCodeAccepted',
+    data: { step: 101, challenge_id: challenge },
+  })
+  const accept = (
+    challenge: string,
+    data: { totp_step: number } | { recovery_index: number },
+  ): AccountCommand => ({
+    type: 'AcceptSecondFactor',
+    data: { ...data, challenge_revision: 2, challenge_id: challenge },
+  })
+  it('refuses a challenge already completed, with a later code or a recovery code', () => {
+    given(registered, started, enabled, usedBy('c1'))
+      .when(accept('c1', { totp_step: 102 }))
+      .thenThrows('INVALID_CREDENTIALS')
+    given(registered, started, enabled, usedBy('c1'))
+      .when(accept('c1', { recovery_index: 0 }))
+      .thenThrows('INVALID_CREDENTIALS')
+    given(registered, started, enabled, usedBy('c1'))
+      .when(accept('c2', { totp_step: 102 }))
+      .then({ type: 'TotpCodeAccepted', data: { step: 102, challenge_id: 'c2' } })
   })
 })
