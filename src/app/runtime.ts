@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import type pg from 'pg'
 import { projections } from '../../projections/index.ts'
 import type { Config } from '../config.ts'
 import type { EventStore } from '../eventstore/event-store.ts'
@@ -32,7 +33,12 @@ import { createRosterLock } from './roster-lock.ts'
 import { checkSettingFingerprints } from './settings-fingerprint.ts'
 import { dataKeyOwner } from './streams.ts'
 import { createTwoFactor } from './two-factor.ts'
-import { createStreamClaimIndex, createTableClaimIndex, createUniqueClaims } from './unique-claims.ts'
+import {
+  createPostgresClaimIndex,
+  createStreamClaimIndex,
+  createTableClaimIndex,
+  createUniqueClaims,
+} from './unique-claims.ts'
 
 export class DataDirError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -43,9 +49,13 @@ export class DataDirError extends Error {
 
 /**
  * Where uniqueness claims live: a table in the embedded store's file (a second connection to
- * it), or the claim streams on EventStoreDB. `compact` flushes deleted claims out of the WAL.
+ * it) or in the shared PostgreSQL database, or the claim streams on EventStoreDB. `compact`
+ * flushes deleted claims out of SQLite's WAL.
  */
-function openClaimIndex(config: Config, store: EventStore, now: () => Date) {
+async function openClaimIndex(config: Config, store: EventStore, now: () => Date) {
+  if ('pool' in store) {
+    return { index: await createPostgresClaimIndex(store.pool as pg.Pool), compact() {}, close() {} }
+  }
   if (config.eventStoreUrl) return { index: createStreamClaimIndex(store, now), compact() {}, close() {} }
   const db = openOwnedDatabase(join(config.dataDir, 'events.db'), 'event store')
   db.exec('PRAGMA busy_timeout = 5000')
@@ -109,7 +119,7 @@ export async function openRuntime(
   const commands = createCommandHandler(store, codec, now)
   const uniquenessSecret = config.uniquenessSecret ?? loadOrCreateSecret(config.dataDir, 'uniqueness')
   await checkSettingFingerprints(store, { UNIQUENESS_SECRET: uniquenessSecret }, now)
-  const claimIndex = openClaimIndex(config, store, now)
+  const claimIndex = await openClaimIndex(config, store, now)
   const claims = createUniqueClaims(claimIndex.index, store, uniquenessSecret, now)
   const passwords = options.passwords ?? createPasswordHasher()
   const throttle = createLoginThrottle(nowMs)

@@ -4,10 +4,10 @@
  * left behind by a registration that crashed half-way (its owner never got an account) is taken
  * over after a grace period, and one left by a deleted account at once.
  *
- * A claim is an index, not history: the embedded store keeps claims in a table whose rows are
- * really deleted on release, so after an erasure nothing is left to test a guess of the erased
- * email or username against. (EventStoreDB has no such table: there claims stay the claim
- * streams of the first release, whose names keep the HMACs.)
+ * A claim is an index, not history: the embedded store and PostgreSQL keep claims in a table
+ * whose rows are really deleted on release, so after an erasure nothing is left to test a guess
+ * of the erased email or username against. (EventStoreDB has no such table: there claims stay
+ * the claim streams of the first release, whose names keep the HMACs.)
  */
 import { createHmac, randomUUID } from 'node:crypto'
 import type { DatabaseSync } from 'node:sqlite'
@@ -107,6 +107,55 @@ function importStreamClaims(db: DatabaseSync): void {
   } catch (error) {
     db.exec('ROLLBACK')
     throw error
+  }
+}
+
+/** What the PostgreSQL claim index needs of a `pg` pool. */
+type SqlPool = {
+  query(
+    text: string,
+    values?: unknown[],
+  ): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>
+}
+
+/** Claims in a table of the shared PostgreSQL database: every instance sees one holder per value. */
+export async function createPostgresClaimIndex(pool: SqlPool): Promise<ClaimIndex> {
+  await pool.query(`
+    CREATE TABLE IF NOT EXISTS unique_claims (
+      kind text NOT NULL,
+      key text NOT NULL,
+      owner_id bigint NOT NULL,
+      claimed_at text NOT NULL,
+      PRIMARY KEY (kind, key)
+    )`)
+  return {
+    async holder(kind, key) {
+      const { rows } = await pool.query(
+        'SELECT owner_id, claimed_at FROM unique_claims WHERE kind = $1 AND key = $2',
+        [kind, key],
+      )
+      const row = rows[0]
+      return row ? { ownerId: Number(row.owner_id), claimedAt: String(row.claimed_at), version: null } : null
+    },
+    async take(kind, key, ownerId, from, at) {
+      const result = from
+        ? await pool.query(
+            'UPDATE unique_claims SET owner_id = $1, claimed_at = $2 WHERE kind = $3 AND key = $4 AND owner_id = $5 AND claimed_at = $6',
+            [ownerId, at, kind, key, from.ownerId, from.claimedAt],
+          )
+        : await pool.query(
+            'INSERT INTO unique_claims (kind, key, owner_id, claimed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
+            [kind, key, ownerId, at],
+          )
+      return result.rowCount === 1
+    },
+    async drop(kind, key, ownerId) {
+      await pool.query('DELETE FROM unique_claims WHERE kind = $1 AND key = $2 AND owner_id = $3', [
+        kind,
+        key,
+        ownerId,
+      ])
+    },
   }
 }
 

@@ -5,17 +5,22 @@
  */
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import pg from 'pg'
+
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import {
   type ClaimIndex,
+  createPostgresClaimIndex,
   createStreamClaimIndex,
   createTableClaimIndex,
   createUniqueClaims,
 } from '../../src/app/unique-claims.ts'
 import type { EventStore } from '../../src/eventstore/event-store.ts'
 import { openOwnedDatabase, openSqliteEventStore } from '../../src/eventstore/sqlite-event-store.ts'
+import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 import { tempDataDir } from '../support/runtime.ts'
 
+const { Pool } = pg
 const SECRET = new Uint8Array(32).fill(7)
 const opened: { close(): unknown }[] = []
 afterEach(async () => {
@@ -48,15 +53,36 @@ const registered = (id: number) => ({
   },
 })
 
-describe.each(['table', 'streams'] as const)('unique claims on the %s index', (kind) => {
-  function setup(now = () => new Date()) {
+let server: TestPostgres | null = null
+let pool: pg.Pool | null = null
+afterAll(async () => {
+  await pool?.end()
+  await server?.stop()
+})
+
+/** A fresh PostgreSQL database's pool (one embedded server for this file). */
+async function postgresPool(): Promise<pg.Pool> {
+  await pool?.end()
+  await server?.stop()
+  server = await startTestPostgres()
+  pool = new Pool({ connectionString: server.url, max: 4 })
+  return pool
+}
+
+describe.each(['table', 'streams', 'postgres'] as const)('unique claims on the %s index', (kind) => {
+  async function setup(now = () => new Date()) {
     const { dir, store } = openStore()
-    const index = kind === 'table' ? tableIndex(dir) : createStreamClaimIndex(store, now)
+    const index =
+      kind === 'table'
+        ? tableIndex(dir)
+        : kind === 'postgres'
+          ? await createPostgresClaimIndex(await postgresPool())
+          : createStreamClaimIndex(store, now)
     return { dir, store, claims: createUniqueClaims(index, store, SECRET, now) }
   }
 
   it('lets exactly one of many concurrent claims win; the winner claims again idempotently', async () => {
-    const { store, claims } = setup()
+    const { store, claims } = await setup()
     for (let id = 1; id <= 10; id++) await store.append(`user-${id}`, [registered(id)], 'no_stream')
     const key = claims.keyOf('username', 'Alice')
     const results = await Promise.all(
@@ -71,7 +97,7 @@ describe.each(['table', 'streams'] as const)('unique claims on the %s index', (k
   })
 
   it('frees a value on release, and only for its holder', async () => {
-    const { store, claims } = setup()
+    const { store, claims } = await setup()
     for (const id of [1, 2]) await store.append(`user-${id}`, [registered(id)], 'no_stream')
     const key = claims.keyOf('email', 'a@example.com')
     expect(await claims.claim('email', key, 1)).toBe(true)
@@ -83,7 +109,7 @@ describe.each(['table', 'streams'] as const)('unique claims on the %s index', (k
 
   it('takes over a claim whose owner never got an account, after a minute', async () => {
     let t = Date.parse('2026-12-01T00:00:00Z')
-    const { store, claims } = setup(() => new Date(t))
+    const { store, claims } = await setup(() => new Date(t))
     await store.append('user-2', [registered(2)], 'no_stream')
     const key = claims.keyOf('username', 'ghost')
     expect(await claims.claim('username', key, 1)).toBe(true) // user 1 crashed before registering
