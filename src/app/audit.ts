@@ -177,6 +177,7 @@ export function createAudit(deps: {
     } | null> {
       const events = await userEvents(userId)
       if (!events) return null
+      await codec.preload(events)
       if (!options.proof) return { events: events.map((e) => toAuditEvent(codec.decode(e))), head: null }
       const treeHead = head()
       return {
@@ -199,6 +200,7 @@ export function createAudit(deps: {
     async stateAt(userId: number, asOf: Date): Promise<Account | null> {
       const events = await store.readStream(accountStream(userId))
       if (events.length === 0) return null
+      await codec.preload(events)
       let state = accountDecider.initialState
       for (const event of events) {
         if (Date.parse(event.metadata.occurred_at) > asOf.getTime()) break

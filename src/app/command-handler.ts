@@ -58,6 +58,7 @@ export function createCommandHandler(
   ): Promise<Loaded<S>> {
     const from = decider.keepStateInMemory ? kept.get(stream) : undefined
     const recorded = await store.readStream(stream, { fromRevision: from ? from.revision + 1 : 0 })
+    await codec.preload(recorded)
     let state = from ? (from.state as S) : decider.initialState
     for (const event of recorded) {
       const { type, data } = codec.decode(event)
@@ -78,6 +79,11 @@ export function createCommandHandler(
       const { state, revision } = await load(stream, decider)
       const events = decider.decide(command, state)
       if (events.length === 0) return { events, state, revision, position: null }
+      // A shared key store makes the owner's key usable by the synchronous encode.
+      await codec.prepare(
+        context.owner,
+        events.map((event) => event.type),
+      )
       const occurredAt = now().toISOString()
       const toAppend: NewEvent[] = events.map((event) => ({
         type: event.type,

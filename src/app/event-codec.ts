@@ -7,7 +7,7 @@ import { DomainError } from '../../domain/errors.ts'
 import { ERASED, PERSONAL_FIELDS } from '../../domain/personal-data.ts'
 import { SESSION_EVENT_TYPES } from '../../domain/session.events.ts'
 import type { RecordedEvent } from '../eventstore/event-store.ts'
-import { ENCRYPTED_PREFIX } from '../security/data-keys.ts'
+import { DataKeyDestroyedError, ENCRYPTED_PREFIX } from '../security/data-keys.ts'
 import { dataKeyOwner } from './streams.ts'
 
 export interface FieldCipher {
@@ -15,6 +15,10 @@ export interface FieldCipher {
   ensureKey(owner: string): void
   encrypt(owner: string, plaintext: string): string
   decrypt(owner: string, value: string): string | null
+  /** A shared store fetches what the synchronous methods need: a key before encrypting... */
+  prepare?(owner: string): Promise<void>
+  /** ...and the keys and tombstones of a batch before decrypting it. */
+  preload?(owners: string[]): Promise<void>
 }
 
 export const OTHER_EVENT_TYPES: ReadonlySet<string> = new Set([
@@ -41,13 +45,38 @@ export function isKnownEventType(type: string): boolean {
 }
 
 /** The account whose data key covers an event's personal fields. */
-function ownerOf(event: { stream_id: string; data: Record<string, unknown> }): number | null {
+export function ownerOf(event: { stream_id: string; data: Record<string, unknown> }): number | null {
   if (event.stream_id.startsWith('user-')) return Number(event.stream_id.slice(5))
   return typeof event.data.user_id === 'number' ? event.data.user_id : null
 }
 
 export function createEventCodec(cipher: FieldCipher) {
   return {
+    /** Before `encode`: makes the owner's key usable when one of these event types has personal fields. */
+    async prepare(userId: number, types: readonly string[]): Promise<void> {
+      if (!cipher.prepare || !types.some((type) => PERSONAL_FIELDS[type])) return
+      try {
+        await cipher.prepare(dataKeyOwner(userId))
+      } catch (error) {
+        // As `encode`: an erased account takes no new personal data.
+        if (error instanceof DataKeyDestroyedError)
+          throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
+        throw error
+      }
+    },
+
+    /** Before `decode`: loads the keys (and tombstones) of the events' owners. */
+    async preload(events: readonly RecordedEvent[]): Promise<void> {
+      if (!cipher.preload) return
+      const owners = new Set<string>()
+      for (const event of events) {
+        if (!PERSONAL_FIELDS[event.type]) continue
+        const userId = ownerOf(event)
+        if (userId !== null) owners.add(dataKeyOwner(userId))
+      }
+      if (owners.size > 0) await cipher.preload([...owners])
+    },
+
     encode(userId: number, type: string, data: Record<string, unknown>): Record<string, unknown> {
       const fields = PERSONAL_FIELDS[type]
       if (!fields) return data

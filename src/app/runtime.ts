@@ -7,13 +7,14 @@ import type pg from 'pg'
 import { projections } from '../../projections/index.ts'
 import type { Config } from '../config.ts'
 import type { EventStore } from '../eventstore/event-store.ts'
+import type { PostgresEventStore } from '../eventstore/postgres-event-store.ts'
 import { openOwnedDatabase, openSqliteEventStore } from '../eventstore/sqlite-event-store.ts'
 import { type Logger, silentLogger } from '../logger.ts'
 import { createProjectionRunner } from '../readstore/projection-runner.ts'
 import { createQueries } from '../readstore/queries.ts'
 import { ReadStore } from '../readstore/read-store.ts'
 import { createTokenService } from '../security/access-tokens.ts'
-import { openDataKeyStore } from '../security/data-keys.ts'
+import { type DataKeyStore, openDataKeyStore } from '../security/data-keys.ts'
 import { createPasswordHasher, type PasswordHasher } from '../security/passwords.ts'
 import { loadOrCreateSecret } from '../security/secrets.ts'
 import { loadSigningKeys } from '../security/signing-keys.ts'
@@ -78,6 +79,34 @@ export async function openEventStore(config: Config): Promise<EventStore> {
   return openEsdbEventStore(config.eventStoreUrl)
 }
 
+/**
+ * The data keys: on PostgreSQL, shared by every instance in the event store's database (MASTER_KEY
+ * required); otherwise `<dataDir>/keys.db`. On failure the event store is closed.
+ */
+export async function openDataKeys(
+  config: Config,
+  store: EventStore,
+  log: Logger = silentLogger,
+): Promise<DataKeyStore> {
+  try {
+    if (!('pool' in store))
+      return openDataKeyStore({ dataDir: config.dataDir, masterKey: config.masterKey ?? undefined })
+    const { openPostgresDataKeyStore } = await import('../security/postgres-data-keys.ts')
+    const shared = store as PostgresEventStore
+    return await openPostgresDataKeyStore({
+      pool: shared.pool,
+      url: shared.url,
+      masterKey: config.masterKey,
+      // Written again when an instance projects the deletion or starts (see openRuntime).
+      onError: (error, owner) =>
+        log.error('data key tombstone not written', { owner, error: (error as Error).message }),
+    })
+  } catch (error) {
+    await store.close().catch(() => {})
+    throw error
+  }
+}
+
 export async function openRuntime(
   config: Config,
   options: { now?: () => Date; passwords?: PasswordHasher; log?: Logger } = {},
@@ -94,7 +123,7 @@ export async function openRuntime(
     })
   }
   const store = await openEventStore(config)
-  const dataKeys = openDataKeyStore({ dataDir: config.dataDir, masterKey: config.masterKey ?? undefined })
+  const dataKeys = await openDataKeys(config, store, log)
   const codec = createEventCodec(dataKeys)
   const readStore = new ReadStore(join(config.dataDir, 'read-models.db'), projections)
   const runner = createProjectionRunner({
@@ -112,8 +141,9 @@ export async function openRuntime(
   await runner.start()
   const queries = createQueries(readStore.db)
   // A crash between projecting a deletion and destroying its key must not leave the key behind.
-  for (const userId of queries.erasedUserIds()) {
-    const owner = dataKeyOwner(userId)
+  const erasedOwners = queries.erasedUserIds().map(dataKeyOwner)
+  await dataKeys.preload(erasedOwners)
+  for (const owner of erasedOwners) {
     if (!dataKeys.isErased(owner)) dataKeys.destroy(owner)
   }
   const commands = createCommandHandler(store, codec, now)
@@ -231,9 +261,10 @@ export async function openRuntime(
       await mailer.close()
       await passwords.close()
       claimIndex.close()
+      // Pending tombstone writes of a shared key store go through the event store's pool.
+      await dataKeys.close()
       await store.close()
       readStore.close()
-      dataKeys.close()
     },
   }
 }

@@ -13,13 +13,12 @@ import { projections } from '../../projections/index.ts'
 import { main as verifyProofMain } from '../../scripts/verify-proof.ts'
 import { type Audit, createAudit } from '../app/audit.ts'
 import { createEventCodec } from '../app/event-codec.ts'
-import { openEventStore } from '../app/runtime.ts'
+import { openDataKeys, openEventStore } from '../app/runtime.ts'
 import { loadConfig } from '../config.ts'
 import { createProjectionRunner } from '../readstore/projection-runner.ts'
 import { createQueries } from '../readstore/queries.ts'
 import { ReadStore } from '../readstore/read-store.ts'
 import { createTokenService } from '../security/access-tokens.ts'
-import { openDataKeyStore } from '../security/data-keys.ts'
 import { loadSigningKeys } from '../security/signing-keys.ts'
 
 const USAGE = `usage: npm run audit -- <command>
@@ -88,7 +87,7 @@ async function run(argv: string[]): Promise<number> {
   if (!command) throw new UsageError('no command given')
   const config = loadConfig()
   const store = await openEventStore(config)
-  const dataKeys = openDataKeyStore({ dataDir: config.dataDir, masterKey: config.masterKey ?? undefined })
+  const dataKeys = await openDataKeys(config, store)
   const codec = createEventCodec(dataKeys)
   const keys = await loadSigningKeys({
     dataDir: config.dataDir,
@@ -189,8 +188,8 @@ async function run(argv: string[]): Promise<number> {
     }
   } finally {
     readStore.close()
+    await dataKeys.close()
     await store.close()
-    dataKeys.close()
   }
 }
 

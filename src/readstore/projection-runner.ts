@@ -24,7 +24,9 @@ export function createProjectionRunner(options: {
   const waiters = new Set<{ position: bigint; resolve: () => void; reject: (e: unknown) => void }>()
   const listeners = new Set<(event: RecordedEvent) => void>()
 
-  function advance(events: RecordedEvent[]): void {
+  async function advance(events: RecordedEvent[]): Promise<void> {
+    // Keys and tombstones of the batch's owners, for the synchronous decode (a shared key store).
+    await codec.preload(events)
     const decoded = events.map((e) => codec.decode(e))
     readStore.applyBatch(decoded)
     position = events[events.length - 1].position
@@ -49,7 +51,7 @@ export function createProjectionRunner(options: {
     for (;;) {
       const batch = await store.readAll({ fromPosition: position, limit: CATCH_UP_BATCH })
       if (batch.length === 0) return applied
-      advance(batch)
+      await advance(batch)
       applied += batch.length
     }
   }

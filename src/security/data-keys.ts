@@ -37,7 +37,14 @@ export type DataKeyStore = {
   /** Crypto-shreds the owner: the key is gone for good, a tombstone stays. */
   destroy(owner: string): void
   isErased(owner: string): boolean
-  close(): void
+  /**
+   * Makes the owner's key usable by the synchronous methods: creates it if it has none, fails if
+   * it was destroyed (as `ensureKey`). A no-op for the embedded store, which reads its file.
+   */
+  prepare(owner: string): Promise<void>
+  /** Fetches these owners' keys and tombstones into memory before `decrypt`. No-op when embedded. */
+  preload(owners: string[]): Promise<void>
+  close(): void | Promise<void>
 }
 
 export type DataKeyStoreOptions = {
@@ -49,9 +56,17 @@ export type DataKeyStoreOptions = {
 }
 
 export const ENCRYPTED_PREFIX = 'enc:v1:'
+
+/** The owner was erased: its key is gone for good and cannot be created again. */
+export class DataKeyDestroyedError extends Error {
+  constructor(owner: string) {
+    super(`The data key of ${owner} was destroyed; it cannot be recreated`)
+    this.name = 'DataKeyDestroyedError'
+  }
+}
 const IV_BYTES = 12
 const TAG_BYTES = 16
-const KEY_BYTES = 32
+export const KEY_BYTES = 32
 const CHECK_LABEL = 'auth-service data-keys master-key check v1'
 
 type KeyRow = { wrapped: Uint8Array | null }
@@ -91,7 +106,7 @@ export function openDataKeyStore(options: DataKeyStoreOptions): DataKeyStore {
   function ensure(owner: string): KeyObject {
     checkOwner(owner)
     const existing = lookup(owner)
-    if (existing === null) throw new Error(`The data key of ${owner} was destroyed; it cannot be recreated`)
+    if (existing === null) throw new DataKeyDestroyedError(owner)
     if (existing !== undefined) return existing
     const key = randomBytes(KEY_BYTES)
     insert.run(owner, wrap(master, owner, key), new Date().toISOString())
@@ -108,30 +123,17 @@ export function openDataKeyStore(options: DataKeyStoreOptions): DataKeyStore {
     },
 
     encrypt(owner, plaintext) {
-      const key = ensure(owner)
-      const iv = randomBytes(IV_BYTES) // random 96-bit nonce: never reused under one key in practice
-      const cipher = createCipheriv('aes-256-gcm', key, iv)
-      cipher.setAAD(Buffer.from(owner, 'utf8')) // a value copied into another account fails to decrypt
-      const body = Buffer.concat([iv, cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()])
-      return ENCRYPTED_PREFIX + body.toString('base64url')
+      return encryptField(ensure(owner), owner, plaintext)
     },
 
     decrypt(owner, value) {
       if (typeof value !== 'string' || !value.startsWith(ENCRYPTED_PREFIX)) return null
-      const body = Buffer.from(value.slice(ENCRYPTED_PREFIX.length), 'base64url')
-      if (body.length < IV_BYTES + TAG_BYTES) return null
       const key = lookup(owner)
-      if (!key) return null
-      try {
-        const decipher = createDecipheriv('aes-256-gcm', key, body.subarray(0, IV_BYTES))
-        decipher.setAAD(Buffer.from(owner, 'utf8'))
-        decipher.setAuthTag(body.subarray(body.length - TAG_BYTES))
-        const plain = decipher.update(body.subarray(IV_BYTES, body.length - TAG_BYTES))
-        return Buffer.concat([plain, decipher.final()]).toString('utf8')
-      } catch {
-        return null // tampered, truncated, or bound to another owner
-      }
+      return key ? decryptField(key, owner, value) : null
     },
+
+    async prepare() {},
+    async preload() {},
 
     destroy(owner) {
       checkOwner(owner)
@@ -168,7 +170,32 @@ export function openDataKeyStore(options: DataKeyStoreOptions): DataKeyStore {
   }
 }
 
-function checkOwner(owner: string): void {
+/** `enc:v1:` + base64url(iv | ciphertext | tag), the owner bound as additional data. */
+export function encryptField(key: KeyObject, owner: string, plaintext: string): string {
+  const iv = randomBytes(IV_BYTES) // random 96-bit nonce: never reused under one key in practice
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
+  cipher.setAAD(Buffer.from(owner, 'utf8')) // a value copied into another account fails to decrypt
+  const body = Buffer.concat([iv, cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()])
+  return ENCRYPTED_PREFIX + body.toString('base64url')
+}
+
+/** The plaintext, or null when the value is tampered, truncated, or bound to another owner. */
+export function decryptField(key: KeyObject, owner: string, value: string): string | null {
+  if (typeof value !== 'string' || !value.startsWith(ENCRYPTED_PREFIX)) return null
+  const body = Buffer.from(value.slice(ENCRYPTED_PREFIX.length), 'base64url')
+  if (body.length < IV_BYTES + TAG_BYTES) return null
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, body.subarray(0, IV_BYTES))
+    decipher.setAAD(Buffer.from(owner, 'utf8'))
+    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES))
+    const plain = decipher.update(body.subarray(IV_BYTES, body.length - TAG_BYTES))
+    return Buffer.concat([plain, decipher.final()]).toString('utf8')
+  } catch {
+    return null
+  }
+}
+
+export function checkOwner(owner: string): void {
   if (typeof owner !== 'string' || owner.length === 0)
     throw new Error('A data key owner must be a non-empty string')
 }
@@ -232,11 +259,11 @@ function resolveMasterKey(db: DatabaseSync, dbPath: string, options: DataKeyStor
   return secretKey(master)
 }
 
-function masterKeyCheck(master: Buffer): Buffer {
+export function masterKeyCheck(master: Buffer): Buffer {
   return createHmac('sha256', master).update(CHECK_LABEL).digest()
 }
 
-function decodeMasterKey(text: string, source: string): Buffer {
+export function decodeMasterKey(text: string, source: string): Buffer {
   const trimmed = text.trim()
   const key = Buffer.from(trimmed, 'base64')
   // Buffer.from ignores junk; re-encoding proves the text really was base64 of 32 bytes.
@@ -285,14 +312,14 @@ function createMasterKeyFile(path: string): string {
 }
 
 /** Data key wrapped under the master key; the owner is bound in so rows cannot be swapped. */
-function wrap(master: KeyObject, owner: string, key: Buffer): Buffer {
+export function wrap(master: KeyObject, owner: string, key: Buffer): Buffer {
   const iv = randomBytes(IV_BYTES)
   const cipher = createCipheriv('aes-256-gcm', master, iv)
   cipher.setAAD(Buffer.from(`data-key:${owner}`, 'utf8'))
   return Buffer.concat([iv, cipher.update(key), cipher.final(), cipher.getAuthTag()])
 }
 
-function unwrap(master: KeyObject, owner: string, wrapped: Uint8Array, dbPath: string): KeyObject {
+export function unwrap(master: KeyObject, owner: string, wrapped: Uint8Array, where: string): KeyObject {
   const body = Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.byteLength)
   try {
     const decipher = createDecipheriv('aes-256-gcm', master, body.subarray(0, IV_BYTES))
@@ -303,7 +330,7 @@ function unwrap(master: KeyObject, owner: string, wrapped: Uint8Array, dbPath: s
     )
   } catch (cause) {
     // Not null: a key that exists but cannot be unwrapped is damage, not erasure.
-    throw new Error(`The data key of ${owner} in ${dbPath} cannot be unwrapped (corrupt or moved row)`, {
+    throw new Error(`The data key of ${owner} in ${where} cannot be unwrapped (corrupt or moved row)`, {
       cause,
     })
   }
@@ -313,19 +340,21 @@ function unwrap(master: KeyObject, owner: string, wrapped: Uint8Array, dbPath: s
  * Key bytes as a KeyObject, the raw copy zeroed. KeyObjects keep the bytes out of the JS heap
  * and make createCipheriv about six times faster than a raw Buffer key (no re-import per call).
  */
-function secretKey(bytes: Buffer): KeyObject {
+export function secretKey(bytes: Buffer): KeyObject {
   const key = createSecretKey(bytes)
   bytes.fill(0)
   return key
 }
 
 /** Unwrapped keys, bounded (oldest out first). Null marks a destroyed key. */
-function keyCache(maxEntries: number): {
-  get(owner: string): KeyObject | null | undefined
-  set(owner: string, key: KeyObject | null): void
+export function keyCache<V = KeyObject | null>(
+  maxEntries: number,
+): {
+  get(owner: string): V | undefined
+  set(owner: string, key: V): void
   clear(): void
 } {
-  const entries = new Map<string, KeyObject | null>()
+  const entries = new Map<string, V>()
   return {
     get: (owner) => entries.get(owner),
     set(owner, key) {

@@ -3,6 +3,7 @@
  * runs gives 503 with Retry-After (commands) and a 503 /readyz instead of 500s; nothing that
  * was acknowledged is lost, and the service carries on once the database is back.
  */
+import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Api, api, login, newUser, register } from '../support/e2e.ts'
 import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
@@ -14,7 +15,7 @@ let request: Api
 
 beforeAll(async () => {
   pg = await startTestPostgres()
-  server = await startServer({ EVENT_STORE_URL: pg.url })
+  server = await startServer({ EVENT_STORE_URL: pg.url, MASTER_KEY: randomBytes(32).toString('base64') })
   request = api(server.url)
 })
 afterAll(async () => {

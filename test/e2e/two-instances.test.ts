@@ -1,0 +1,116 @@
+/**
+ * Two instances of the service on one PostgreSQL database (issue 12): each with its own DATA_DIR,
+ * sharing the event store, the data keys (MASTER_KEY), the uniqueness secret and the signing key.
+ * What A encrypted, B decrypts; a deletion on A erases the personal data for B too.
+ */
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { AuditEvent } from '../../src/app/audit.ts'
+import { type Api, api, login, newUser, type Reply } from '../support/e2e.ts'
+import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
+import { startServer, type TestServer } from '../support/server.ts'
+
+const BOOTSTRAP = 'two-instances-bootstrap-token'
+
+let pg: TestPostgres
+let serverA: TestServer
+let serverB: TestServer
+let onA: Api
+let onB: Api
+
+/** Read-your-writes on the other instance: wait until it has projected the write. */
+const readAfter = (reply: Reply): Record<string, string> => {
+  const position = reply.headers.get('x-consistency-position')
+  expect(position, 'a write answers with its position').not.toBeNull()
+  return { 'x-consistency-position': position as string }
+}
+
+beforeAll(async () => {
+  pg = await startTestPostgres()
+  const env = {
+    EVENT_STORE_URL: pg.url,
+    MASTER_KEY: randomBytes(32).toString('base64'),
+    UNIQUENESS_SECRET: randomBytes(32).toString('base64'),
+    JWT_PRIVATE_KEY_PEM: generateKeyPairSync('ed25519')
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString(),
+    ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP,
+  }
+  serverA = await startServer(env)
+  serverB = await startServer(env)
+  onA = api(serverA.url)
+  onB = api(serverB.url)
+})
+afterAll(async () => {
+  await serverA?.close()
+  await serverB?.close()
+  await pg?.stop()
+})
+
+describe('two instances on one PostgreSQL database', () => {
+  it('B reads what A encrypted, logs the user in, and shows it erased after A deletes it', async () => {
+    const admin = newUser('twoadmin')
+    const created = await onA('POST', '/admin/register', {
+      json: admin,
+      headers: { 'x-bootstrap-token': BOOTSTRAP },
+    })
+    expect(created.status, JSON.stringify(created.body)).toBe(200)
+    const adminLogin = await onA('POST', '/admin/login', {
+      json: { username: admin.username, password: admin.password },
+    })
+    expect(adminLogin.status).toBe(200)
+    const adminToken: string = adminLogin.body.access_token
+
+    const user = { ...newUser('twouser'), full_name: 'Twyla Instance' }
+    const registered = await onA('POST', '/auth/register', { json: user })
+    expect(registered.status, JSON.stringify(registered.body)).toBe(200)
+    const id: number = registered.body.id
+
+    // On B, with A's admin token (one signing key): the email A encrypted, decrypted.
+    const verified = await onB('GET', `/auth/verify-user/${user.username}`, {
+      token: adminToken,
+      headers: readAfter(registered),
+    })
+    expect(verified.status, JSON.stringify(verified.body)).toBe(200)
+    expect(verified.body).toMatchObject({ id, email: user.email, full_name: user.full_name })
+
+    // The password hash A encrypted checks out on B, which writes the session with the same key.
+    const tokens = await login(onB, user)
+    expect((await onA('GET', '/protected', { token: tokens.access_token })).body.user_id).toBe(id)
+
+    const deleted = await onA('DELETE', `/admin/user/${id}`, { token: adminToken })
+    expect(deleted.status, JSON.stringify(deleted.body)).toBe(200)
+
+    const history = await onB('GET', `/admin/users/${id}/history`, {
+      token: adminToken,
+      headers: readAfter(deleted),
+    })
+    expect(history.status, JSON.stringify(history.body)).toBe(200)
+    const events: AuditEvent[] = history.body
+    const text = JSON.stringify(events)
+    for (const value of [user.email, user.full_name, user.username]) expect(text).not.toContain(value)
+    expect(events.find((e) => e.type === 'AccountRegistered')?.data).toMatchObject({
+      username: '[erased]',
+      email: '[erased]',
+      full_name: '[erased]',
+    })
+    expect(events.filter((e) => e.type === 'SessionStarted')[0]?.data).toMatchObject({
+      ip_address: '[erased]',
+    })
+    expect(events.at(-1)?.type).toBe('AccountDeleted')
+
+    // Gone on B as well: no login, no profile.
+    expect((await onB('GET', `/auth/verify-user/${user.username}`, { token: adminToken })).status).toBe(404)
+    const refused = await onB('POST', '/auth/login', {
+      form: { username: user.username, password: user.password },
+    })
+    expect(refused.status).toBe(401)
+    // The key is a tombstone in the shared table, for every instance to come.
+    await serverA.runtime.dataKeys.preload([`user-${id}`])
+    expect(serverA.runtime.dataKeys.isErased(`user-${id}`)).toBe(true)
+  })
+
+  it('refuses to start on PostgreSQL without MASTER_KEY', async () => {
+    await expect(startServer({ EVENT_STORE_URL: pg.url })).rejects.toThrow(/MASTER_KEY/)
+  })
+})
