@@ -18,8 +18,9 @@ import {
 } from './http.ts'
 import { createMetrics } from './metrics.ts'
 import { buildOpenApiDocument } from './openapi.ts'
+import { createPostgresRateLimiter, type SqlPool } from './postgres-rate-limit.ts'
 import { withProcedureRunner } from './procedure-runner.ts'
-import { createRateLimiter } from './rate-limit.ts'
+import { createRateLimiter, type RateLimiter } from './rate-limit.ts'
 import { createRestHandler } from './rest.ts'
 import { appRouter } from './router.ts'
 import type { Context, ResponseHeaders } from './trpc.ts'
@@ -62,7 +63,11 @@ export async function createApp(runtime: Runtime) {
   const { config, log } = runtime
   const rest = createRestHandler(log)
   const metrics = createMetrics()
-  const rateLimiter = createRateLimiter(config.rateLimitPerMinute)
+  // Instances on one PostgreSQL database share their limits.
+  const rateLimiter: RateLimiter =
+    'pool' in runtime.store
+      ? await createPostgresRateLimiter(runtime.store.pool as SqlPool, config.rateLimitPerMinute)
+      : createRateLimiter(config.rateLimitPerMinute)
   const serveDocs = createDocs()
   let openApiJson: string | null = null
   const trpcRouter = withProcedureRunner(appRouter)

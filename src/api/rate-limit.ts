@@ -15,9 +15,9 @@
  * rotating addresses, so the cap takes nothing from the limit that a real address gets.
  */
 export const DEFAULT_MAX_ENTRIES = 100_000
-const WINDOW_MS = 60_000
+export const WINDOW_MS = 60_000
 /** Longer than any IPv6 address with a zone; longer made-up "addresses" share a window. */
-const MAX_CLIENT_CHARS = 100
+export const MAX_CLIENT_CHARS = 100
 /** How many refusing windows one eviction moves to the back before it evicts whatever is first. */
 const MAX_SKIPS = 8
 
@@ -73,4 +73,8 @@ export function createRateLimiter(
   }
 }
 
-export type RateLimiter = ReturnType<typeof createRateLimiter>
+/** Either limiter: in memory (above) or in the shared PostgreSQL database (postgres-rate-limit.ts). */
+export type RateLimiter = {
+  /** Seconds to wait, or 0 when the request may go ahead. */
+  hit(client: string, route: string): number | Promise<number>
+}

@@ -67,7 +67,7 @@ export const publicProcedure = t.procedure.use(mapDomainErrors)
 /** Public routes that hand out tokens or send mail are limited per client address. */
 export const limitedProcedure = publicProcedure.use(async function rateLimit({ ctx, path, next }) {
   const { rateLimiter, client, responseHeaders } = ctx.request
-  const wait = rateLimiter.hit(client.ip_address ?? 'unknown', path)
+  const wait = await rateLimiter.hit(client.ip_address ?? 'unknown', path)
   if (wait > 0) {
     responseHeaders.set('retry-after', String(wait))
     throw new TRPCError({

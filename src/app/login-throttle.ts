@@ -35,12 +35,12 @@ export function createLoginThrottle(nowMs: () => number, maxEntries = MAX_ENTRIE
 
   const blockSeconds = (e: Entry): number => automaticLockMinutes(e.blocks) * 60
 
-  const throttle = {
+  return withGuard({
     /**
      * Reserves an attempt: 0 when it may go ahead, else the seconds to wait. Every reservation
      * must end in exactly one of `failed`, `succeeded` or `released`.
      */
-    enter(key: ThrottleKey): number {
+    async enter(key: ThrottleKey): Promise<number> {
       const t = nowMs()
       const e = entry(key)
       if (e.blockedUntil > t) return Math.max(1, Math.ceil((e.blockedUntil - t) / 1000))
@@ -48,7 +48,7 @@ export function createLoginThrottle(nowMs: () => number, maxEntries = MAX_ENTRIE
       e.inFlight++
       return 0
     },
-    failed(key: ThrottleKey): void {
+    async failed(key: ThrottleKey): Promise<void> {
       const t = nowMs()
       const e = entry(key)
       e.inFlight = Math.max(0, e.inFlight - 1)
@@ -59,52 +59,77 @@ export function createLoginThrottle(nowMs: () => number, maxEntries = MAX_ENTRIE
         e.failures = 0
       }
     },
-    succeeded(key: ThrottleKey): void {
+    async succeeded(key: ThrottleKey): Promise<void> {
       entries.delete(key)
     },
     /** Lifts the throttle of every client for one username (an admin unlocked the account). */
-    forgetUsername(username: string): void {
+    async forgetUsername(username: string): Promise<void> {
       const suffix = `\u0000${username.toLowerCase()}`
       for (const key of entries.keys()) if (key.endsWith(suffix)) entries.delete(key)
     },
     /** The attempt ended without a verdict on the secret (an error, a lock, a deactivated account). */
-    released(key: ThrottleKey): void {
+    async released(key: ThrottleKey): Promise<void> {
       const e = entries.get(key)
       if (e) e.inFlight = Math.max(0, e.inFlight - 1)
     },
     get size(): number {
       return entries.size
     },
-    /**
-     * Runs one attempt under the throttle: 423 with the seconds left while throttled; a wrong
-     * secret (INVALID_CREDENTIALS) counts against it; a result that `completes` the login clears
-     * it. A password that only leads to a 2FA challenge completes nothing, or each login would
-     * buy more guesses of the code.
-     */
-    async guard<T>(
-      key: ThrottleKey,
-      attempt: () => Promise<T>,
-      completes: (result: T) => boolean,
-    ): Promise<T> {
-      const wait = throttle.enter(key)
-      if (wait > 0) {
-        throw new DomainError('ACCOUNT_LOCKED', 'Too many failed attempts; try again later', {
-          retryAfterSeconds: wait,
-        })
-      }
-      try {
-        const result = await attempt()
-        if (completes(result)) throttle.succeeded(key)
-        else throttle.released(key)
-        return result
-      } catch (error) {
-        if (isDomainError(error, 'INVALID_CREDENTIALS')) throttle.failed(key)
-        else throttle.released(key)
-        throw error
-      }
-    },
+  })
+}
+
+/**
+ * The steps of the throttle, asynchronous so that the counters can live in memory (above) or in
+ * the shared PostgreSQL database (postgres-login-throttle.ts), where instances share them.
+ */
+export type ThrottleSteps = {
+  /**
+   * Reserves an attempt: 0 when it may go ahead, else the seconds to wait. Every reservation
+   * must end in exactly one of `failed`, `succeeded` or `released`.
+   */
+  enter(key: ThrottleKey): Promise<number>
+  /** A wrong secret: the reservation becomes a failure; the fifth in a row blocks. */
+  failed(key: ThrottleKey): Promise<void>
+  succeeded(key: ThrottleKey): Promise<void>
+  /** Lifts the throttle of every client for one username (an admin unlocked the account). */
+  forgetUsername(username: string): Promise<void>
+  /** The attempt ended without a verdict on the secret (an error, a lock, a deactivated account). */
+  released(key: ThrottleKey): Promise<void>
+}
+
+export type LoginThrottle = ThrottleSteps & {
+  guard<T>(key: ThrottleKey, attempt: () => Promise<T>, completes: (result: T) => boolean): Promise<T>
+}
+
+/**
+ * Adds `guard` to the steps: runs one attempt under the throttle: 423 with the seconds left while
+ * throttled; a wrong secret (INVALID_CREDENTIALS) counts against it; a result that `completes` the
+ * login clears it. A password that only leads to a 2FA challenge completes nothing, or each login
+ * would buy more guesses of the code.
+ */
+export function withGuard<S extends ThrottleSteps>(steps: S): S & LoginThrottle {
+  const throttle = steps as S & LoginThrottle
+  throttle.guard = async <T>(
+    key: ThrottleKey,
+    attempt: () => Promise<T>,
+    completes: (result: T) => boolean,
+  ): Promise<T> => {
+    const wait = await steps.enter(key)
+    if (wait > 0) {
+      throw new DomainError('ACCOUNT_LOCKED', 'Too many failed attempts; try again later', {
+        retryAfterSeconds: wait,
+      })
+    }
+    try {
+      const result = await attempt()
+      if (completes(result)) await steps.succeeded(key)
+      else await steps.released(key)
+      return result
+    } catch (error) {
+      if (isDomainError(error, 'INVALID_CREDENTIALS')) await steps.failed(key)
+      else await steps.released(key)
+      throw error
+    }
   }
   return throttle
 }
-
-export type LoginThrottle = ReturnType<typeof createLoginThrottle>

@@ -27,11 +27,12 @@ import { createAuthentication } from './authentication.ts'
 import { createChatbot } from './chatbot.ts'
 import { createCommandHandler } from './command-handler.ts'
 import { createEventCodec } from './event-codec.ts'
-import { createLoginThrottle } from './login-throttle.ts'
+import { createLoginThrottle, type LoginThrottle } from './login-throttle.ts'
 import { createMailer } from './mailer.ts'
 import { createPasswordReset } from './password-reset.ts'
+import { createPostgresLoginThrottle } from './postgres-login-throttle.ts'
 import { createRosterLock } from './roster-lock.ts'
-import { checkSettingFingerprints } from './settings-fingerprint.ts'
+import { checkSettingFingerprints, storeIdentity } from './settings-fingerprint.ts'
 import { dataKeyOwner } from './streams.ts'
 import { createTwoFactor } from './two-factor.ts'
 import {
@@ -126,6 +127,7 @@ export async function openRuntime(
   const dataKeys = await openDataKeys(config, store, log)
   const codec = createEventCodec(dataKeys)
   const readStore = new ReadStore(join(config.dataDir, 'read-models.db'), projections)
+  readStore.belongTo(await storeIdentity(store))
   const runner = createProjectionRunner({
     store,
     readStore,
@@ -149,16 +151,24 @@ export async function openRuntime(
   const commands = createCommandHandler(store, codec, now)
   const uniquenessSecret = config.uniquenessSecret ?? loadOrCreateSecret(config.dataDir, 'uniqueness')
   await checkSettingFingerprints(store, { UNIQUENESS_SECRET: uniquenessSecret }, now)
+  readStore.belongTo(await storeIdentity(store)) // a new store has an identity from here on
   const claimIndex = await openClaimIndex(config, store, now)
   const claims = createUniqueClaims(claimIndex.index, store, uniquenessSecret, now)
   const passwords = options.passwords ?? createPasswordHasher()
-  const throttle = createLoginThrottle(nowMs)
+  // Instances on one PostgreSQL database share their counters.
+  const throttle: LoginThrottle =
+    'pool' in store
+      ? await createPostgresLoginThrottle(store.pool as pg.Pool, nowMs)
+      : createLoginThrottle(nowMs)
   const afterAnswer = createAfterAnswer(log)
   // An admin's unlock lifts the throttle of every client on that account: an admin can always recover.
   runner.onApplied((event) => {
     if (event.type !== 'AccountUnlocked') return
     const user = queries.userById(Number(event.stream_id.slice('user-'.length)))
-    if (user) throttle.forgetUsername(user.username)
+    if (!user) return
+    throttle.forgetUsername(user.username).catch((error: unknown) => {
+      log.error('lifting the login throttle failed', { error: (error as Error).message })
+    })
   })
   const accounts = createAccounts({ store, commands, runner, queries, claims, passwords, throttle, now })
   const signingKeys = await loadSigningKeys({

@@ -67,3 +67,9 @@ export async function checkSettingFingerprints(
     }
   }
 }
+
+/** A store's identity: the id of its first settings event (null for a store never started). */
+export async function storeIdentity(store: EventStore): Promise<string | null> {
+  const [first] = await store.readStream(SETTINGS_STREAM)
+  return first ? first.metadata.event_id : null
+}

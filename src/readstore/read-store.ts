@@ -8,6 +8,13 @@ import type { RecordedEvent } from '../eventstore/event-store.ts'
 import { openOwnedDatabase } from '../eventstore/sqlite-event-store.ts'
 import { MERKLE_SCHEMA, MERKLE_TABLES, MerkleTree } from './merkle-tree.ts'
 
+export class ReadModelsOfAnotherStoreError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ReadModelsOfAnotherStoreError'
+  }
+}
+
 export class ReadStore {
   readonly db: DatabaseSync
   readonly #projections: readonly Projection[]
@@ -43,6 +50,28 @@ export class ReadStore {
       this.#statements.set(sql, statement)
     }
     return statement
+  }
+
+  /**
+   * Which event store these read models were built from (the id of its first settings event),
+   * so a DATA_DIR moved to another store is refused instead of mixing two logs. Throws on a
+   * mismatch; records the id when none is recorded yet.
+   */
+  belongTo(storeId: string | null): void {
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS store_identity (id INTEGER PRIMARY KEY CHECK (id = 1), store_id TEXT NOT NULL)',
+    )
+    const row = this.db.prepare('SELECT store_id FROM store_identity WHERE id = 1').get() as
+      | { store_id: string }
+      | undefined
+    if (row && row.store_id !== storeId) {
+      throw new ReadModelsOfAnotherStoreError(
+        'the read models in DATA_DIR (read-models.db) were built from another event store; ' +
+          'point EVENT_STORE_URL at that store, or delete read-models.db* to rebuild them from this one',
+      )
+    }
+    if (!row && storeId !== null)
+      this.db.prepare('INSERT INTO store_identity (id, store_id) VALUES (1, ?)').run(storeId)
   }
 
   checkpoint(): bigint {

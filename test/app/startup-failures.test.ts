@@ -1,6 +1,6 @@
 /** Bad stores and directories: a clear message naming the problem, a non-zero exit, nothing overwritten. */
 import { spawnSync } from 'node:child_process'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, expect, it } from 'vitest'
@@ -100,5 +100,19 @@ describe('startup refuses bad input clearly', () => {
     const { status, stderr } = start({ DATA_DIR: tempDataDir(), UNIQUENESS_SECRET: 'c2hvcnQ=' })
     expect(status).toBe(1)
     expect(stderr).toMatch(/UNIQUENESS_SECRET must be the base64 of 32 bytes/)
+  })
+
+  it('read models built from another event store: refused, naming read-models.db', async () => {
+    const [a, b] = [tempDataDir(), tempDataDir()]
+    for (const dir of [a, b]) await (await openTestRuntime(dir)).runtime.close()
+    for (const suffix of ['', '-wal', '-shm']) rmSync(join(b, `read-models.db${suffix}`), { force: true })
+    copyFileSync(join(a, 'read-models.db'), join(b, 'read-models.db'))
+    const { status, stderr } = start({ DATA_DIR: b })
+    expect(status).toBe(1)
+    expect(stderr).toMatch(/read-models\.db.*another event store/)
+    // Deleting them is the way out: they are rebuilt from this store.
+    rmSync(join(b, 'read-models.db'))
+    const again = await openTestRuntime(b)
+    await again.runtime.close()
   })
 })
