@@ -62,7 +62,7 @@ export type InclusionProof = {
 }
 
 /** Events read at a time by a verify; it gives the event loop a turn every few milliseconds. */
-const VERIFY_BATCH = 500
+const VERIFY_BATCH = 100
 const VERIFY_SLICE_MS = 4
 /** Stream heads a verify keeps in memory for the chain links (a bound for a million streams). */
 const KEPT_HEADS = 100_000
