@@ -1,8 +1,8 @@
 /** load → decide → append with the expected revision; on a conflict, reload and try again. */
-import { randomUUID } from 'node:crypto'
 import { DomainError } from '../../domain/errors.ts'
 import { type EventStore, type NewEvent, WrongExpectedRevisionError } from '../eventstore/event-store.ts'
 import type { EventCodec } from './event-codec.ts'
+import { eventMetadata } from './event-metadata.ts'
 
 export type Decider<State, Command, Event> = {
   decide(command: Command, state: State): Event[]
@@ -88,14 +88,7 @@ export function createCommandHandler(
       const toAppend: NewEvent[] = events.map((event) => ({
         type: event.type,
         data: codec.encode(context.owner, event.type, event.data as Record<string, unknown>),
-        metadata: {
-          event_id: randomUUID(),
-          schema_version: 1,
-          occurred_at: occurredAt,
-          actor_id: context.actorId === null ? null : String(context.actorId),
-          correlation_id: context.correlationId ?? null,
-          causation_id: context.causationId ?? null,
-        },
+        metadata: eventMetadata(occurredAt, context),
       }))
       try {
         const result = await store.append(stream, toAppend, revision ?? 'no_stream')

@@ -5,9 +5,9 @@
  * first admin) is therefore decided one at a time across the whole service, and it is history:
  * who took power from whom, and when. A holder that crashed loses the lock when its lease ends.
  */
-import { randomUUID } from 'node:crypto'
 import { DomainError } from '../../domain/errors.ts'
 import { type EventStore, type NewEvent, WrongExpectedRevisionError } from '../eventstore/event-store.ts'
+import { eventMetadata } from './event-metadata.ts'
 
 export const ROSTER_STREAM = 'admin-roster'
 const LEASE_MS = 10_000
@@ -20,14 +20,7 @@ export function createRosterLock(store: EventStore, now: () => Date, stream = RO
   const event = (type: string, data: Record<string, unknown>): NewEvent => ({
     type,
     data,
-    metadata: {
-      event_id: randomUUID(),
-      schema_version: 1,
-      occurred_at: now().toISOString(),
-      actor_id: typeof data.admin_id === 'number' ? String(data.admin_id) : null,
-      correlation_id: null,
-      causation_id: null,
-    },
+    metadata: eventMetadata(now(), { actorId: typeof data.admin_id === 'number' ? data.admin_id : null }),
   })
 
   async function acquire(change: RosterChange): Promise<number> {

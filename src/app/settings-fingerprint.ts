@@ -5,8 +5,9 @@
  * fingerprint refuses to start, naming the setting, instead of silently writing data the others
  * cannot match (a username claimed twice under two HMAC keys).
  */
-import { createHmac, randomUUID } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import { type EventStore, WrongExpectedRevisionError } from '../eventstore/event-store.ts'
+import { eventMetadata } from './event-metadata.ts'
 
 export const SETTINGS_STREAM = 'service-settings'
 const LABEL = 'auth-service settings fingerprint v1'
@@ -48,14 +49,7 @@ export async function checkSettingFingerprints(
           {
             type: 'SettingsFingerprinted',
             data: { fingerprints: { ...(recorded?.data.fingerprints as object), ...ours } },
-            metadata: {
-              event_id: randomUUID(),
-              schema_version: 1,
-              occurred_at: now().toISOString(),
-              actor_id: null,
-              correlation_id: null,
-              causation_id: null,
-            },
+            metadata: eventMetadata(now()),
           },
         ],
         recorded ? recorded.revision : 'no_stream',

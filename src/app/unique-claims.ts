@@ -9,9 +9,10 @@
  * of the erased email or username against. (EventStoreDB has no such table: there claims stay
  * the claim streams of the first release, whose names keep the HMACs.)
  */
-import { createHmac, randomUUID } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import type { DatabaseSync } from 'node:sqlite'
 import { type EventStore, type NewEvent, WrongExpectedRevisionError } from '../eventstore/event-store.ts'
+import { eventMetadata } from './event-metadata.ts'
 import { accountStream, claimStream } from './streams.ts'
 
 const ABANDONED_AFTER_MS = 60_000
@@ -164,14 +165,7 @@ export function createStreamClaimIndex(store: EventStore, now: () => Date = () =
   const event = (type: string, ownerId: number): NewEvent => ({
     type,
     data: { owner_id: ownerId },
-    metadata: {
-      event_id: randomUUID(),
-      schema_version: 1,
-      occurred_at: now().toISOString(),
-      actor_id: null,
-      correlation_id: null,
-      causation_id: null,
-    },
+    metadata: eventMetadata(now()),
   })
   const append = async (
     stream: string,
