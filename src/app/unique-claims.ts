@@ -121,14 +121,21 @@ type SqlPool = {
 
 /** Claims in a table of the shared PostgreSQL database: every instance sees one holder per value. */
 export async function createPostgresClaimIndex(pool: SqlPool): Promise<ClaimIndex> {
-  await pool.query(`
-    CREATE TABLE IF NOT EXISTS unique_claims (
-      kind text NOT NULL,
-      key text NOT NULL,
-      owner_id bigint NOT NULL,
-      claimed_at text NOT NULL,
-      PRIMARY KEY (kind, key)
-    )`)
+  try {
+    await pool.query(`
+      CREATE TABLE IF NOT EXISTS unique_claims (
+        kind text NOT NULL,
+        key text NOT NULL,
+        owner_id bigint NOT NULL,
+        claimed_at text NOT NULL,
+        PRIMARY KEY (kind, key)
+      )`)
+  } catch (error) {
+    // Two instances starting at once on a new database: IF NOT EXISTS does not stop PostgreSQL
+    // from failing the loser of the race on its catalog's unique index. The table is there.
+    const code = (error as { code?: string }).code
+    if (code !== '23505' && code !== '42P07') throw error
+  }
   return {
     async holder(kind, key) {
       const { rows } = await pool.query(
