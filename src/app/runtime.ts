@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type pg from 'pg'
 import { projections } from '../../projections/index.ts'
-import type { Config } from '../config.ts'
+import { type Config, ConfigError } from '../config.ts'
 import type { EventStore } from '../eventstore/event-store.ts'
 import type { PostgresEventStore } from '../eventstore/postgres-event-store.ts'
 import { openOwnedDatabase, openSqliteEventStore } from '../eventstore/sqlite-event-store.ts'
@@ -125,6 +125,15 @@ export async function openRuntime(
   }
   const store = await openEventStore(config)
   const dataKeys = await openDataKeys(config, store, log)
+  if ('pool' in store && !config.signingKeyPem) {
+    // A key generated per DATA_DIR would make every instance refuse the others' tokens.
+    await dataKeys.close()
+    await store.close()
+    throw new ConfigError(
+      'JWT_PRIVATE_KEY_PEM is required when the event store is PostgreSQL (EVENT_STORE_URL): every ' +
+        'instance must sign and verify tokens with the same key (openssl genpkey -algorithm ed25519)',
+    )
+  }
   const codec = createEventCodec(dataKeys)
   const readStore = new ReadStore(join(config.dataDir, 'read-models.db'), projections)
   readStore.belongTo(await storeIdentity(store))

@@ -3,7 +3,7 @@
  * runs gives 503 with Retry-After (commands) and a 503 /readyz instead of 500s; nothing that
  * was acknowledged is lost, and the service carries on once the database is back.
  */
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Api, api, login, newUser, register } from '../support/e2e.ts'
 import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
@@ -15,7 +15,13 @@ let request: Api
 
 beforeAll(async () => {
   pg = await startTestPostgres()
-  server = await startServer({ EVENT_STORE_URL: pg.url, MASTER_KEY: randomBytes(32).toString('base64') })
+  server = await startServer({
+    EVENT_STORE_URL: pg.url,
+    MASTER_KEY: randomBytes(32).toString('base64'),
+    JWT_PRIVATE_KEY_PEM: generateKeyPairSync('ed25519')
+      .privateKey.export({ format: 'pem', type: 'pkcs8' })
+      .toString(),
+  })
   request = api(server.url)
 })
 afterAll(async () => {

@@ -25,9 +25,11 @@ const readAfter = (reply: Reply): Record<string, string> => {
   return { 'x-consistency-position': position as string }
 }
 
+let env: Record<string, string>
+
 beforeAll(async () => {
   pg = await startTestPostgres()
-  const env = {
+  env = {
     EVENT_STORE_URL: pg.url,
     MASTER_KEY: randomBytes(32).toString('base64'),
     UNIQUENESS_SECRET: randomBytes(32).toString('base64'),
@@ -110,7 +112,9 @@ describe('two instances on one PostgreSQL database', () => {
     expect(serverA.runtime.dataKeys.isErased(`user-${id}`)).toBe(true)
   })
 
-  it('refuses to start on PostgreSQL without MASTER_KEY', async () => {
+  it('refuses to start on PostgreSQL without MASTER_KEY, or without JWT_PRIVATE_KEY_PEM', async () => {
     await expect(startServer({ EVENT_STORE_URL: pg.url })).rejects.toThrow(/MASTER_KEY/)
+    const { JWT_PRIVATE_KEY_PEM: _, ...withoutSigningKey } = env
+    await expect(startServer(withoutSigningKey)).rejects.toThrow(/JWT_PRIVATE_KEY_PEM is required/)
   })
 })
