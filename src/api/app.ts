@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch'
 import type { Runtime } from '../app/runtime.ts'
+import type { SqlPool } from '../eventstore/sql-pool.ts'
 import { createDocs } from './docs.ts'
 import {
   fromWebRequest,
@@ -18,7 +19,7 @@ import {
 } from './http.ts'
 import { createMetrics } from './metrics.ts'
 import { buildOpenApiDocument } from './openapi.ts'
-import { createPostgresRateLimiter, type SqlPool } from './postgres-rate-limit.ts'
+import { createPostgresRateLimiter } from './postgres-rate-limit.ts'
 import { withProcedureRunner } from './procedure-runner.ts'
 import { createRateLimiter, type RateLimiter } from './rate-limit.ts'
 import { createRestHandler } from './rest.ts'

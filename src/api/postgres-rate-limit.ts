@@ -4,12 +4,8 @@
  * one-minute fixed window, counted by one atomic upsert. Windows that ended more than a minute
  * ago are pruned on about 1 % of the hits.
  */
+import { createIfMissing, type SqlPool } from '../eventstore/sql-pool.ts'
 import { MAX_CLIENT_CHARS, WINDOW_MS } from './rate-limit.ts'
-
-/** What the limiter needs of a `pg` pool. */
-export type SqlPool = {
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>
-}
 
 const PRUNE_SHARE = 0.01
 
@@ -19,20 +15,17 @@ export async function createPostgresRateLimiter(
   now: () => number = Date.now,
   random: () => number = Math.random,
 ) {
-  try {
-    await pool.query(`
+  await createIfMissing(
+    pool,
+    `
       CREATE TABLE IF NOT EXISTS rate_limit_windows (
         client text NOT NULL,
         route text NOT NULL,
         window_start bigint NOT NULL,
         count integer NOT NULL,
         PRIMARY KEY (client, route)
-      )`)
-  } catch (error) {
-    // Another instance created it at the same moment.
-    const code = (error as { code?: string }).code
-    if (code !== '23505' && code !== '42P07') throw error
-  }
+      )`,
+  )
 
   return {
     /** Seconds to wait, or 0 when the request may go ahead. */

@@ -20,12 +20,8 @@
  */
 import { createHash } from 'node:crypto'
 import { automaticLockMinutes, MAX_CONSECUTIVE_FAILURES } from '../../domain/lockout.ts'
+import { createIfMissing, type SqlPool } from '../eventstore/sql-pool.ts'
 import { type ThrottleKey, withGuard } from './login-throttle.ts'
-
-/** What the throttle needs of a `pg` pool. */
-export type SqlPool = {
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>
-}
 
 /** Longer than any attempt takes (a password hash, a few writes); older reservations are stale. */
 export const RESERVATION_TTL_MS = 60_000
@@ -49,16 +45,6 @@ const fresh = (now: string) =>
 /** The fresh reservations but the newest one. */
 const lessNewest = (now: string) =>
   `ARRAY(SELECT r FROM unnest(t.reservations) r WHERE r > ${now} - ${RESERVATION_TTL_MS} ORDER BY r DESC OFFSET 1)`
-
-/** Tolerates another instance creating the same table at the same moment. */
-async function createIfMissing(pool: SqlPool, sql: string): Promise<void> {
-  try {
-    await pool.query(sql)
-  } catch (error) {
-    const code = (error as { code?: string }).code
-    if (code !== '23505' && code !== '42P07') throw error
-  }
-}
 
 export async function createPostgresLoginThrottle(
   pool: SqlPool,

@@ -12,6 +12,7 @@
 import { createHmac } from 'node:crypto'
 import type { DatabaseSync } from 'node:sqlite'
 import { type EventStore, type NewEvent, WrongExpectedRevisionError } from '../eventstore/event-store.ts'
+import { createIfMissing, type SqlPool } from '../eventstore/sql-pool.ts'
 import { eventMetadata } from './event-metadata.ts'
 import { accountStream, claimStream } from './streams.ts'
 
@@ -111,31 +112,19 @@ function importStreamClaims(db: DatabaseSync): void {
   }
 }
 
-/** What the PostgreSQL claim index needs of a `pg` pool. */
-type SqlPool = {
-  query(
-    text: string,
-    values?: unknown[],
-  ): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>
-}
-
 /** Claims in a table of the shared PostgreSQL database: every instance sees one holder per value. */
 export async function createPostgresClaimIndex(pool: SqlPool): Promise<ClaimIndex> {
-  try {
-    await pool.query(`
+  await createIfMissing(
+    pool,
+    `
       CREATE TABLE IF NOT EXISTS unique_claims (
         kind text NOT NULL,
         key text NOT NULL,
         owner_id bigint NOT NULL,
         claimed_at text NOT NULL,
         PRIMARY KEY (kind, key)
-      )`)
-  } catch (error) {
-    // Two instances starting at once on a new database: IF NOT EXISTS does not stop PostgreSQL
-    // from failing the loser of the race on its catalog's unique index. The table is there.
-    const code = (error as { code?: string }).code
-    if (code !== '23505' && code !== '42P07') throw error
-  }
+      )`,
+  )
   return {
     async holder(kind, key) {
       const { rows } = await pool.query(

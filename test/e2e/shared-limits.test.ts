@@ -1,12 +1,7 @@
-/**
- * Two instances on one PostgreSQL database share the login throttle (issue 12): parallel wrong
- * passwords spread over both give exactly MAX_CONSECUTIVE_FAILURES × 401, then 423.
- */
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_CONSECUTIVE_FAILURES } from '../../domain/lockout.ts'
 import { type Api, api, newUser, register } from '../support/e2e.ts'
-import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
+import { sharedInstanceSettings, startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 
 let pg: TestPostgres
@@ -18,12 +13,7 @@ let onB: Api
 beforeAll(async () => {
   pg = await startTestPostgres()
   const env = {
-    EVENT_STORE_URL: pg.url,
-    MASTER_KEY: randomBytes(32).toString('base64'),
-    UNIQUENESS_SECRET: randomBytes(32).toString('base64'),
-    JWT_PRIVATE_KEY_PEM: generateKeyPairSync('ed25519')
-      .privateKey.export({ type: 'pkcs8', format: 'pem' })
-      .toString(),
+    ...sharedInstanceSettings(pg.url),
     TRUST_PROXY: '0',
   }
   serverA = await startServer(env)

@@ -1,13 +1,7 @@
-/**
- * Two instances of the service on one PostgreSQL database (issue 12): each with its own DATA_DIR,
- * sharing the event store, the data keys (MASTER_KEY), the uniqueness secret and the signing key.
- * What A encrypted, B decrypts; a deletion on A erases the personal data for B too.
- */
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AuditEvent } from '../../src/app/audit.ts'
 import { type Api, api, login, newUser, type Reply } from '../support/e2e.ts'
-import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
+import { sharedInstanceSettings, startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 
 const BOOTSTRAP = 'two-instances-bootstrap-token'
@@ -30,12 +24,7 @@ let env: Record<string, string>
 beforeAll(async () => {
   pg = await startTestPostgres()
   env = {
-    EVENT_STORE_URL: pg.url,
-    MASTER_KEY: randomBytes(32).toString('base64'),
-    UNIQUENESS_SECRET: randomBytes(32).toString('base64'),
-    JWT_PRIVATE_KEY_PEM: generateKeyPairSync('ed25519')
-      .privateKey.export({ type: 'pkcs8', format: 'pem' })
-      .toString(),
+    ...sharedInstanceSettings(pg.url),
     ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP,
   }
   serverA = await startServer(env)

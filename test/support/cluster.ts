@@ -18,7 +18,7 @@
  *
  * Used by scripts/cluster.ts (`npm run cluster`) and test/e2e/cluster.test.ts. Imports no vitest.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,7 +33,7 @@ import {
   stopServer,
   waitReady,
 } from './crash-harness.ts'
-import { startTestPostgres, stopTestPostgres } from './postgres.ts'
+import { sharedInstanceSettings, startTestPostgres, stopTestPostgres } from './postgres.ts'
 
 export type ClusterOptions = {
   instances: number
@@ -142,12 +142,7 @@ export async function runClusterProof(options: ClusterOptions): Promise<ClusterF
   const root = mkdtempSync(join(tmpdir(), 'auth-cluster-'))
   const pg = await startTestPostgres()
   const env = {
-    EVENT_STORE_URL: pg.url,
-    MASTER_KEY: randomBytes(32).toString('base64'),
-    UNIQUENESS_SECRET: randomBytes(32).toString('base64'),
-    JWT_PRIVATE_KEY_PEM: generateKeyPairSync('ed25519')
-      .privateKey.export({ type: 'pkcs8', format: 'pem' })
-      .toString(),
+    ...sharedInstanceSettings(pg.url),
     CHECKPOINT_INTERVAL_MINUTES: '0',
     LOG_LEVEL: 'warn',
   }

@@ -15,8 +15,9 @@
  * the `postgres` user (creating that user, `createPostgresUser`, where it does not exist — as on a
  * bare CI container). Hence every directory here is made readable and traversable by that user.
  */
+
 import { execFile, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rename, rm, symlink } from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -265,4 +266,19 @@ function watchdog(dir: string, dataDir: string): void {
     `rm -rf '${dir}'`,
   ].join('\n')
   spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }).unref()
+}
+
+/**
+ * What every instance sharing one PostgreSQL database must be given alike (README, "Several
+ * instances on PostgreSQL"): the store, the master key, the uniqueness secret, the signing key.
+ */
+export function sharedInstanceSettings(url: string): Record<string, string> {
+  return {
+    EVENT_STORE_URL: url,
+    MASTER_KEY: randomBytes(32).toString('base64'),
+    UNIQUENESS_SECRET: randomBytes(32).toString('base64'),
+    JWT_PRIVATE_KEY_PEM: generateKeyPairSync('ed25519')
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString(),
+  }
 }
