@@ -22,6 +22,7 @@ export type Config = {
   /** Base64 of 32 bytes: the HMAC key of uniqueness claims; every instance of a store needs the same. */
   uniquenessSecret: Uint8Array | null
   signingKeyPem: string | null
+  verifyPublicKeysPem: string | null
   publicUrl: string
   /** Minutes between signed checkpoints written to DATA_DIR/checkpoints; 0 turns them off. */
   checkpointIntervalMinutes: number
@@ -104,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     masterKey: env.MASTER_KEY || null,
     uniquenessSecret: secret32(env, 'UNIQUENESS_SECRET'),
     signingKeyPem: env.JWT_PRIVATE_KEY_PEM || null,
+    verifyPublicKeysPem: env.JWT_VERIFY_PUBLIC_KEYS_PEM || null,
     publicUrl: env.PUBLIC_URL?.trim() || `http://${host}:${port}`,
     checkpointIntervalMinutes: integer(env, 'CHECKPOINT_INTERVAL_MINUTES', 60, 0),
     metricsToken: env.METRICS_TOKEN || null,

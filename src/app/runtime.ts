@@ -159,7 +159,19 @@ export async function openRuntime(
   }
   const commands = createCommandHandler(store, codec, now)
   const uniquenessSecret = config.uniquenessSecret ?? loadOrCreateSecret(config.dataDir, 'uniqueness')
-  await checkSettingFingerprints(store, { UNIQUENESS_SECRET: uniquenessSecret }, now)
+  const signingKeys = await loadSigningKeys({
+    dataDir: config.dataDir,
+    privateKeyPem: config.signingKeyPem ?? undefined,
+    verifyPublicKeysPem: config.verifyPublicKeysPem ?? undefined,
+  })
+  const acceptedKids = signingKeys.jwks().keys.map((key) => key.kid as string)
+  await checkSettingFingerprints(
+    store,
+    { UNIQUENESS_SECRET: uniquenessSecret },
+    now,
+    // A shared store: every instance must accept the tokens of the others.
+    config.eventStoreUrl ? { current: signingKeys.current.kid, accepted: acceptedKids } : undefined,
+  )
   readStore.belongTo(await storeIdentity(store)) // a new store has an identity from here on
   const claimIndex = await openClaimIndex(config, store, now)
   const claims = createUniqueClaims(claimIndex.index, store, uniquenessSecret, now)
@@ -180,10 +192,6 @@ export async function openRuntime(
     })
   })
   const accounts = createAccounts({ store, commands, runner, queries, claims, passwords, throttle, now })
-  const signingKeys = await loadSigningKeys({
-    dataDir: config.dataDir,
-    privateKeyPem: config.signingKeyPem ?? undefined,
-  })
   const tokens = createTokenService({
     keys: signingKeys,
     issuer: config.jwtIssuer,

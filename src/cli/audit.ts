@@ -92,6 +92,7 @@ async function run(argv: string[]): Promise<number> {
   const keys = await loadSigningKeys({
     dataDir: config.dataDir,
     privateKeyPem: config.signingKeyPem ?? undefined,
+    verifyPublicKeysPem: config.verifyPublicKeysPem ?? undefined,
   })
   const tokens = createTokenService({
     keys,

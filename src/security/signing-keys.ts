@@ -1,6 +1,8 @@
 /**
  * Ed25519 signing keys for access tokens and checkpoints. Either one key given by the
- * environment (PKCS8 PEM), or keys generated on first start and kept in
+ * environment (PKCS8 PEM) plus, optionally, public keys that are only accepted (the previous
+ * key after a rotation, or the next one before it: how instances sharing a store rotate without
+ * refusing each other's tokens), or keys generated on first start and kept in
  * `<dataDir>/keys/signing-keys.json` (0600): the current key plus previous ones, which stay in
  * the JWKS so tokens they signed keep verifying until they expire.
  */
@@ -32,6 +34,7 @@ type PrivateJwk = { kty: 'OKP'; crv: 'Ed25519'; x: string; d: string }
 type StoredKey = { kid: string; created_at: string; private_jwk: PrivateJwk }
 type KeysFile = { version: 1; current: StoredKey; previous: StoredKey[] }
 type LoadedKey = { stored: StoredKey; privateKey: CryptoKey; publicKey: CryptoKey; publicJwk: JWK }
+type VerifyingKey = { kid: string; publicKey: CryptoKey; publicJwk: JWK }
 
 export function signingKeysPath(dataDir: string): string {
   return join(dataDir, 'keys', 'signing-keys.json')
@@ -40,18 +43,29 @@ export function signingKeysPath(dataDir: string): string {
 export async function loadSigningKeys(options: {
   dataDir: string
   privateKeyPem?: string
+  /** Further public keys (concatenated SPKI PEM blocks) to accept; only with `privateKeyPem`. */
+  verifyPublicKeysPem?: string
 }): Promise<SigningKeys> {
   if (options.privateKeyPem !== undefined) {
     const key = await loadKey({ private_jwk: pemToJwk(options.privateKeyPem), created_at: now() })
-    return keyRing([key], null)
+    const accepted = await Promise.all(splitPem(options.verifyPublicKeysPem ?? '').map(loadPublicKey))
+    return keyRing(
+      [key],
+      null,
+      accepted.filter((extra) => extra.kid !== key.stored.kid),
+    )
   }
+  if (options.verifyPublicKeysPem)
+    throw new Error(
+      'JWT_VERIFY_PUBLIC_KEYS_PEM needs JWT_PRIVATE_KEY_PEM: generated keys rotate by themselves',
+    )
   const path = signingKeysPath(options.dataDir)
   const file = (await readKeysFile(path)) ?? (await createKeysFile(path))
   const loaded = await loadFileKeys(path, file)
-  return keyRing(loaded, path)
+  return keyRing(loaded, path, [])
 }
 
-function keyRing(initial: LoadedKey[], path: string | null): SigningKeys {
+function keyRing(initial: LoadedKey[], path: string | null, accepted: VerifyingKey[]): SigningKeys {
   let ring = initial
   let rotation: Promise<void> = Promise.resolve()
 
@@ -71,8 +85,9 @@ function keyRing(initial: LoadedKey[], path: string | null): SigningKeys {
     get current() {
       return { kid: ring[0].stored.kid, privateKey: ring[0].privateKey }
     },
-    jwks: () => ({ keys: ring.map((k) => ({ ...k.publicJwk })) }),
-    publicKey: (kid) => ring.find((k) => k.stored.kid === kid)?.publicKey,
+    jwks: () => ({ keys: [...ring, ...accepted].map((k) => ({ ...k.publicJwk })) }),
+    publicKey: (kid) =>
+      ring.find((k) => k.stored.kid === kid)?.publicKey ?? accepted.find((k) => k.kid === kid)?.publicKey,
     rotate(): Promise<void> {
       // Serialized so two concurrent rotations cannot lose each other's key.
       const run = rotation.then(rotateNow)
@@ -97,6 +112,30 @@ function pemToJwk(pem: string): PrivateJwk {
     throw new Error(`The signing private key must be Ed25519, not ${key.asymmetricKeyType}`)
   }
   return toPrivateJwk(key)
+}
+
+function splitPem(pems: string): string[] {
+  return pems.match(/-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g) ?? []
+}
+
+async function loadPublicKey(pem: string): Promise<VerifyingKey> {
+  let key: KeyObject
+  try {
+    key = createPublicKey({ key: pem, format: 'pem' })
+  } catch (cause) {
+    throw new Error('A key in JWT_VERIFY_PUBLIC_KEYS_PEM is not a valid PEM public key', { cause })
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new Error(`The keys in JWT_VERIFY_PUBLIC_KEYS_PEM must be Ed25519, not ${key.asymmetricKeyType}`)
+  }
+  const { x } = key.export({ format: 'jwk' })
+  const jwk: JWK = { kty: 'OKP', crv: 'Ed25519', x }
+  const kid = await calculateJwkThumbprint(jwk, 'sha256')
+  return {
+    kid,
+    publicKey: (await importJWK(jwk, 'EdDSA')) as CryptoKey,
+    publicJwk: { ...jwk, kid, alg: 'EdDSA', use: 'sig' },
+  }
 }
 
 function toPrivateJwk(key: KeyObject): PrivateJwk {

@@ -1,3 +1,4 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AuditEvent } from '../../src/app/audit.ts'
 import { type Api, api, login, newUser, type Reply } from '../support/e2e.ts'
@@ -105,5 +106,56 @@ describe('two instances on one PostgreSQL database', () => {
     await expect(startServer({ EVENT_STORE_URL: pg.url })).rejects.toThrow(/MASTER_KEY/)
     const { JWT_PRIVATE_KEY_PEM: _, ...withoutSigningKey } = env
     await expect(startServer(withoutSigningKey)).rejects.toThrow(/JWT_PRIVATE_KEY_PEM is required/)
+  })
+
+  it("rotates the signing key one instance at a time without either refusing the other's tokens", async () => {
+    const pem = (key: KeyObject, type: 'pkcs8' | 'spki') =>
+      key.export({ type, format: 'pem' } as never).toString()
+    const oldKey = generateKeyPairSync('ed25519')
+    const newKey = generateKeyPairSync('ed25519')
+    const withKey = (signing: KeyObject, ...accepted: KeyObject[]) => ({
+      ...env,
+      JWT_PRIVATE_KEY_PEM: pem(signing, 'pkcs8'),
+      JWT_VERIFY_PUBLIC_KEYS_PEM: accepted.map((key) => pem(key, 'spki')).join(''),
+    })
+    // A fresh database, so the instances above do not count.
+    const rotation = await startTestPostgres()
+    const started: TestServer[] = []
+    const start = async (settings: Record<string, string>) => {
+      const server = await startServer({ ...settings, EVENT_STORE_URL: rotation.url })
+      started.push(server)
+      return server
+    }
+    try {
+      // Step 1: both sign with the old key; each accepts the new one ahead of the switch.
+      const a = await start(withKey(oldKey.privateKey, newKey.publicKey))
+      // Step 2: B switches to the new key and keeps accepting the old one.
+      const b = await start(withKey(newKey.privateKey, oldKey.publicKey))
+      const user = newUser('rotated')
+      const registered = await api(a.url)('POST', '/auth/register', { json: user })
+      expect(registered.status).toBe(200)
+      const fromA = await login(api(a.url), user)
+      const fromB = await login(api(b.url), user)
+      expect(fromA.access_token).not.toBe(fromB.access_token)
+      for (const server of [a, b]) {
+        for (const token of [fromA.access_token, fromB.access_token])
+          expect((await api(server.url)('GET', '/protected', { token })).status).toBe(200)
+        const jwks = await api(server.url)('GET', '/.well-known/jwks.json')
+        expect(jwks.body.keys).toHaveLength(2)
+      }
+
+      // An instance with an unrelated key is refused, naming the setting and the way to rotate.
+      const stranger = generateKeyPairSync('ed25519')
+      await expect(start(withKey(stranger.privateKey))).rejects.toThrow(
+        /JWT_PRIVATE_KEY_PEM does not match.*JWT_VERIFY_PUBLIC_KEYS_PEM/,
+      )
+      // Step 3, once old tokens have expired: the new key alone.
+      const c = await start(withKey(newKey.privateKey))
+      expect((await api(c.url)('GET', '/protected', { token: fromB.access_token })).status).toBe(200)
+      expect((await api(c.url)('GET', '/protected', { token: fromA.access_token })).status).toBe(401)
+    } finally {
+      for (const server of started) await server.close()
+      await rotation.stop()
+    }
   })
 })

@@ -146,4 +146,37 @@ describe('signing key from the environment', () => {
       .toString()
     await expect(loadSigningKeys({ dataDir, privateKeyPem: ec })).rejects.toThrow(/Ed25519/)
   })
+
+  it('accepts the public keys of JWT_VERIFY_PUBLIC_KEYS_PEM, after its own in the JWKS, and signs with none of them', async () => {
+    const spki = () =>
+      generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString()
+    const [first, second] = [spki(), spki()]
+    const keys = await loadSigningKeys({
+      dataDir,
+      privateKeyPem: pem,
+      verifyPublicKeysPem: `${first}\n${second}`,
+    })
+    const kids = keys.jwks().keys.map((key) => key.kid)
+    expect(kids).toHaveLength(3)
+    expect(kids[0]).toBe(RFC8037.thumbprint)
+    expect(keys.current.kid).toBe(RFC8037.thumbprint)
+    for (const kid of kids) expect(keys.publicKey(kid as string)).toBeDefined()
+    expect(keys.jwks().keys.every((key) => !('d' in key))).toBe(true)
+  })
+
+  it('refuses verification keys that are not Ed25519 public keys, or that come without a private key', async () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      .publicKey.export({ format: 'pem', type: 'spki' })
+      .toString()
+    await expect(loadSigningKeys({ dataDir, privateKeyPem: pem, verifyPublicKeysPem: ec })).rejects.toThrow(
+      /must be Ed25519/,
+    )
+    const broken = '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n'
+    await expect(
+      loadSigningKeys({ dataDir, privateKeyPem: pem, verifyPublicKeysPem: broken }),
+    ).rejects.toThrow(/not a valid PEM public key/)
+    await expect(loadSigningKeys({ dataDir, verifyPublicKeysPem: broken })).rejects.toThrow(
+      /needs JWT_PRIVATE_KEY_PEM/,
+    )
+  })
 })
