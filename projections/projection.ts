@@ -15,6 +15,12 @@ export type Projection = {
   tables: readonly string[]
   handles: ReadonlySet<string>
   apply(event: RecordedEvent, db: ReadModelWriter): void
+  /**
+   * For a replay from the first event: `suspend` turns off an index kept row by row, `resume`
+   * builds it in one pass at the end (several times cheaper). Both must be safe to run again,
+   * and the index must work if a crash skips `resume`.
+   */
+  bulkLoad?: { suspend: string; resume: string }
 }
 
 export const str = (value: unknown): string | null => (typeof value === 'string' ? value : null)

@@ -87,6 +87,13 @@ export const usersProjection: Projection = {
     CREATE TABLE IF NOT EXISTS erased_users (user_id INTEGER PRIMARY KEY);
     ${SEARCH_SCHEMA}
   `,
+  // A replay indexes the users in one 'rebuild' at the end. Until then the index stays empty
+  // (no trigger writes a part of it), so `q` scans; if a crash skips the end, the next start
+  // recreates the triggers and BUILD_SEARCH_INDEX fills the index, as for an old file.
+  bulkLoad: {
+    suspend: ['insert', 'update', 'delete'].map((t) => `DROP TRIGGER IF EXISTS users_search_${t};`).join(''),
+    resume: `${SEARCH_SCHEMA}; ${BUILD_SEARCH_INDEX}`,
+  },
   handles: new Set([
     'AccountRegistered',
     'LoginFailed',

@@ -47,12 +47,18 @@ export function createProjectionRunner(options: {
   }
 
   async function catchUp(): Promise<number> {
+    const fromScratch = position === 0n
+    if (fromScratch) readStore.suspendIndexes()
     let applied = 0
-    for (;;) {
-      const batch = await store.readAll({ fromPosition: position, limit: CATCH_UP_BATCH })
-      if (batch.length === 0) return applied
-      await advance(batch)
-      applied += batch.length
+    try {
+      for (;;) {
+        const batch = await store.readAll({ fromPosition: position, limit: CATCH_UP_BATCH })
+        if (batch.length === 0) return applied
+        await advance(batch)
+        applied += batch.length
+      }
+    } finally {
+      if (fromScratch) readStore.resumeIndexes()
     }
   }
 

@@ -101,6 +101,17 @@ export class ReadStore {
     }
   }
 
+  /** Before replaying from the first event (see `Projection.bulkLoad`). */
+  suspendIndexes(): void {
+    for (const p of this.#projections) if (p.bulkLoad) this.db.exec(p.bulkLoad.suspend)
+    this.#statements.clear() // statements prepared against the dropped objects
+  }
+
+  resumeIndexes(): void {
+    for (const p of this.#projections) if (p.bulkLoad) this.db.exec(p.bulkLoad.resume)
+    this.#statements.clear()
+  }
+
   /**
    * Read models from before the tree existed: adds the leaves of events already applied, in
    * order, without applying them again. A no-op once the tree has caught up.
