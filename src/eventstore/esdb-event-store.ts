@@ -22,12 +22,28 @@
  * reject the append instead of forking the chain. With `any` / `stream_exists` a lost race is
  * retried from the new head, since the caller asked for no particular revision.
  *
+ * Retries. When an append's answer is lost (connection dropped, deadline, leader change), the
+ * same request is sent again: same event ids, data, metadata and hashes, same expected revision.
+ * If the first one was written the server recognises the ids at that revision and answers it as
+ * an idempotent repeat; the events are never written twice and the chain never re-forked.
+ *
+ * Foreign events. A server may hold other applications' streams. `$all` subscriptions ask the
+ * server for this service's stream-name prefixes only (`streamPrefixes`); `$all` reads cannot
+ * (client 6.x sends no filter on reads), so they skip the other streams themselves. An event in
+ * one of our streams that does not have our shape (JSON object data, our metadata with its hash
+ * chain) is skipped with a warning that gives its position only, never its payload.
+ *
+ * Identity. The first open writes a random store id to its own stream (`no_stream`, so one id
+ * wins however many instances start together); every later open reads it back. It tells one
+ * store from another, as the PostgreSQL adapter's `storeId` does.
+ *
  * Subscriptions deliver events strictly after `fromPosition`, one at a time: the handler is
  * awaited before the next event is pulled. `caughtUp` relies on the server's "caught up" message
  * (EventStoreDB 23.10 and later; the compose file runs 24.10): it resolves once the handler has
  * returned for every event the server sent before that message. A subscription dropped by the
  * server or the network is re-established from the last handled event.
  */
+import { randomUUID } from 'node:crypto'
 import {
   AccessDeniedError,
   type AppendExpectedRevision,
@@ -35,8 +51,8 @@ import {
   CancelledError,
   DeadlineExceededError,
   END,
+  type EventData,
   EventStoreDBClient,
-  excludeSystemEvents,
   jsonEvent,
   NO_STREAM,
   NotLeaderError,
@@ -44,6 +60,7 @@ import {
   type ReadPosition,
   START,
   StreamNotFoundError,
+  streamNameFilter,
   TimeoutError,
   UnavailableError,
   WrongExpectedVersionError,
@@ -77,19 +94,44 @@ const MAX_APPEND_ATTEMPTS = 25
  * although the server is fine; a retry on the new channel then succeeds.
  */
 const MAX_CONNECT_RETRIES = 3
-/** How far back from the head an append retried after a connectivity failure looks for its events. */
-const WRITTEN_LOOKBACK = 100
 /** Failed resubscriptions in a row, for errors that are not about connectivity, before giving up. */
 const MAX_SUBSCRIPTION_FAILURES = 5
 const MAX_BACKOFF_MS = 5_000
 /** The server sends 2^64 - 1 (or -1) for "no position"; anything from 2^63 up is not a position. */
 const NO_POSITION_FROM = 1n << 63n
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const HASH = /^[0-9a-f]{64}$/
+/** Outside the stream prefixes, so the identity is never one of the log's events. */
+export const STORE_IDENTITY_STREAM = 'auth-service-store-identity'
+
+/**
+ * The streams this service writes (src/app/streams.ts, `service-settings`, `admin-roster`); a
+ * stream kind added there must be added here, or its events never reach `$all` readers.
+ */
+export const SERVICE_STREAM_PREFIXES: readonly string[] = [
+  'user-',
+  'session-',
+  'username-',
+  'email-',
+  'sequence-',
+  'service-settings',
+  'admin-roster',
+]
 
 export type EsdbOptions = {
   /** How long `openEsdbEventStore` waits for the first answer of the server. */
   connectTimeoutMs?: number
+  /** Which streams of `$all` are this service's; default `SERVICE_STREAM_PREFIXES`. */
+  streamPrefixes?: readonly string[]
+  /** Where skipped malformed events are reported; default `console.warn`. */
+  warn?: (message: string, fields: Record<string, unknown>) => void
 }
+
+/** The part of the client this adapter uses; tests pass a fake. */
+export type EsdbClient = Pick<
+  EventStoreDBClient,
+  'appendToStream' | 'readStream' | 'readAll' | 'subscribeToAll' | 'dispose'
+>
 
 /** True for connection strings this adapter takes: esdb://, esdb+discover://, kurrentdb://, kdb://… */
 export function isEsdbConnectionString(url: string): boolean {
@@ -120,7 +162,7 @@ export function redactConnectionString(url: string): string {
 export async function openEsdbEventStore(
   connectionString: string,
   options: EsdbOptions = {},
-): Promise<EventStore> {
+): Promise<EsdbEventStore> {
   const safeUrl = redactConnectionString(connectionString)
   if (!isEsdbConnectionString(connectionString)) {
     throw new Error(`Not an EventStoreDB connection string: ${safeUrl} (expected esdb:// or kurrentdb://)`)
@@ -135,17 +177,79 @@ export async function openEsdbEventStore(
       `Invalid EventStoreDB connection string ${safeUrl}${typeof expected === 'string' ? ` (expected ${expected})` : ''}`,
     )
   }
-  const store = new EsdbEventStore(client, safeUrl)
+  return connectEsdbEventStore(client, safeUrl, options)
+}
+
+/** The adapter over a client: checks the server answers and loads (or creates) the store id. */
+export async function connectEsdbEventStore(
+  client: EsdbClient,
+  safeUrl: string,
+  options: EsdbOptions = {},
+): Promise<EsdbEventStore> {
   try {
-    await store.ping(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS)
+    await ping(client, safeUrl, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS)
+    return new EsdbEventStore(client, safeUrl, await loadStoreId(client, safeUrl), options)
   } catch (error) {
     await client.dispose().catch(() => {})
     throw error
   }
-  return store
+}
+
+/** One small read with a deadline, so an unreachable server fails fast and clearly. */
+async function ping(client: EsdbClient, url: string, timeoutMs: number): Promise<void> {
+  const read = client.readAll({ maxCount: 1 })
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new EventStoreUnavailableError(`EventStoreDB at ${url}: no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+  })
+  try {
+    await Promise.race([collect(read), timeout])
+  } catch (error) {
+    read.cancel().catch(() => {})
+    if (error instanceof EventStoreUnavailableError) throw error
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new EventStoreUnavailableError(`EventStoreDB at ${url} is unavailable: ${reason}`, { cause: error })
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The store id: read from its stream, written there first if this is the store's first open. */
+async function loadStoreId(client: EsdbClient, url: string): Promise<string> {
+  const readFirst = () => client.readStream(STORE_IDENTITY_STREAM, { maxCount: 1, requiresLeader: true })
+  for (let attempt = 1; ; attempt++) {
+    const [first] = await readWithRetries<Resolved>(readFirst, () => false).catch((error: unknown) => {
+      if (error instanceof StreamNotFoundError) return []
+      throw mapError(error, url)
+    })
+    if (first) {
+      const id = (first.event?.data as { store_id?: unknown } | undefined)?.store_id
+      if (typeof id === 'string' && id !== '') return id
+      throw new Error(`EventStoreDB at ${url}: stream ${STORE_IDENTITY_STREAM} does not hold a store id`)
+    }
+    try {
+      await client.appendToStream(
+        STORE_IDENTITY_STREAM,
+        jsonEvent({ type: 'StoreIdentified', data: { store_id: randomUUID() } }),
+        { expectedRevision: NO_STREAM, requiresLeader: true },
+      )
+    } catch (error) {
+      // Another instance wrote it first, or the answer was lost: the next read tells.
+      const retry = error instanceof WrongExpectedVersionError || isConnectivityError(error)
+      if (!retry || attempt >= MAX_CONNECT_RETRIES) throw mapError(error, url)
+      if (isConnectivityError(error)) await sleep(100 * 2 ** (attempt - 1))
+    }
+  }
 }
 
 type Head = { revision: number; hash: string; position: bigint }
+
+/** One append request, built once per stream head and resent unchanged after a lost answer. */
+type Batch = { expectedRevision: AppendExpectedRevision; lastRevision: number; events: EventData[] }
 
 /** What the client hands out for an event, from a stream read, a `$all` read or a subscription. */
 type Resolved = {
@@ -164,42 +268,22 @@ type Resolved = {
 
 type Readable<T> = AsyncIterable<T> & { on(event: 'error', listener: (error: Error) => void): unknown }
 
-class EsdbEventStore implements EventStore {
-  readonly #client: EventStoreDBClient
+export class EsdbEventStore implements EventStore {
+  /** Tells this store from any other; the same for every adapter on one store. */
+  readonly storeId: string
+  readonly #client: EsdbClient
   readonly #url: string
+  readonly #prefixes: readonly string[]
+  readonly #warn: (message: string, fields: Record<string, unknown>) => void
   readonly #subscriptions = new Set<{ close(): Promise<void> }>()
   #closed = false
 
-  constructor(client: EventStoreDBClient, url: string) {
+  constructor(client: EsdbClient, url: string, storeId: string, options: EsdbOptions = {}) {
     this.#client = client
     this.#url = url
-  }
-
-  /** One small read with a deadline, so an unreachable server fails fast and clearly. */
-  async ping(timeoutMs: number): Promise<void> {
-    const read = this.#client.readAll({ maxCount: 1 })
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new EventStoreUnavailableError(`EventStoreDB at ${this.#url}: no answer within ${timeoutMs} ms`),
-          ),
-        timeoutMs,
-      )
-    })
-    try {
-      await Promise.race([collect(read), timeout])
-    } catch (error) {
-      read.cancel().catch(() => {})
-      if (error instanceof EventStoreUnavailableError) throw error
-      const reason = error instanceof Error ? error.message : String(error)
-      throw new EventStoreUnavailableError(`EventStoreDB at ${this.#url} is unavailable: ${reason}`, {
-        cause: error,
-      })
-    } finally {
-      clearTimeout(timer)
-    }
+    this.storeId = storeId
+    this.#prefixes = options.streamPrefixes ?? SERVICE_STREAM_PREFIXES
+    this.#warn = options.warn ?? ((message, fields) => console.warn(message, fields))
   }
 
   async append(stream: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
@@ -210,54 +294,50 @@ class EsdbEventStore implements EventStore {
         throw new Error(`Stream ${stream}: event id ${JSON.stringify(event.metadata.event_id)} is not a UUID`)
       }
     }
-    const lastId = events.length > 0 ? events[events.length - 1].metadata.event_id : null
+    let batch: Batch | null = null
+    /** The current batch was sent before and may have been written: the server may answer it as a repeat. */
+    let resent = false
     let connectRetries = 0
     for (let attempt = 1; ; attempt++) {
-      if (connectRetries > 0 && lastId) {
-        // The failed attempt may have been written after all (only its answer lost): then it is done.
-        const written = await this.#findWritten(stream, lastId)
-        if (written) return written
-      }
-      const head = await this.#head(stream)
-      checkExpectedRevision(stream, expected, head ? head.revision : 'no_stream')
-      if (events.length === 0) {
-        return { next_expected_revision: head ? head.revision : -1, position: head ? head.position : 0n }
-      }
-      const chained = chainEvents(
-        stream,
-        head ? head.revision + 1 : 0,
-        head ? head.hash : GENESIS_HASH,
-        events,
-      )
-      const expectedRevision: AppendExpectedRevision = head ? BigInt(head.revision) : NO_STREAM
-      try {
-        const result = await this.#client.appendToStream(
-          stream,
-          chained.map((e) =>
-            jsonEvent({ id: e.metadata.event_id, type: e.type, data: e.data, metadata: e.metadata }),
-          ),
-          { expectedRevision, requiresLeader: true },
-        )
-        const next = Number(result.nextExpectedRevision)
-        const position = result.position?.commit
-        if (position !== undefined && position >= 0n && position < NO_POSITION_FROM) {
-          return { next_expected_revision: next, position }
+      if (!batch) {
+        const head = await this.#head(stream)
+        checkExpectedRevision(stream, expected, head ? head.revision : 'no_stream')
+        if (events.length === 0) {
+          return { next_expected_revision: head ? head.revision : -1, position: head ? head.position : 0n }
         }
-        // Servers that do not report the position: the head we just wrote carries it.
-        const written = await this.#head(stream)
-        return { next_expected_revision: next, position: written ? written.position : -1n }
+        batch = chainBatch(stream, head, events)
+      }
+      try {
+        const result = await this.#client.appendToStream(stream, batch.events, {
+          expectedRevision: batch.expectedRevision,
+          requiresLeader: true,
+        })
+        const position = result.position?.commit
+        if (!resent && position !== undefined && position >= 0n && position < NO_POSITION_FROM) {
+          return { next_expected_revision: batch.lastRevision, position }
+        }
+        // A repeat's answer need not give our last event's position; the stream does.
+        return {
+          next_expected_revision: batch.lastRevision,
+          position: await this.#positionOf(stream, batch.lastRevision),
+        }
       } catch (error) {
-        const retryable =
-          (error instanceof WrongExpectedVersionError &&
-            (expected === 'any' || expected === 'stream_exists')) ||
-          error instanceof NotLeaderError
-        if (retryable && attempt < MAX_APPEND_ATTEMPTS) {
-          // A little jitter, so that writers that keep colliding fall out of step.
+        if (
+          error instanceof WrongExpectedVersionError &&
+          (expected === 'any' || expected === 'stream_exists') &&
+          attempt < MAX_APPEND_ATTEMPTS
+        ) {
+          // Lost a race (had a resent batch been written, the server would have answered it as a
+          // repeat): chain onto the new head. A little jitter, so colliding writers fall out of step.
+          batch = null
+          resent = false
           if (attempt > 1) await sleep(Math.random() * Math.min(50, 2 * attempt))
           continue
         }
+        if (error instanceof NotLeaderError && attempt < MAX_APPEND_ATTEMPTS) continue
         if (isConnectivityError(error) && connectRetries < MAX_CONNECT_RETRIES) {
           connectRetries++
+          resent = true
           await sleep(100 * 2 ** (connectRetries - 1))
           continue
         }
@@ -321,7 +401,7 @@ class EsdbEventStore implements EventStore {
 
   /**
    * The commit position of the last of our events: `$all` read backwards from its end, a page at
-   * a time, skipping what `readAll` would skip (system events, links, binary events).
+   * a time, skipping what `readAll` would skip (so a reader waiting for it can get there).
    */
   async headPosition(): Promise<bigint> {
     this.#assertOpen()
@@ -335,8 +415,8 @@ class EsdbEventStore implements EventStore {
         let last: Position | undefined
         for (const resolved of page) {
           last = resolved.event?.position ?? last
-          const event = toRecorded(resolved)
-          if (event && !isSystem(event) && event.position >= 0n) return event.position
+          const event = this.ours(resolved, { warn: false })
+          if (event) return event.position
         }
         if (page.length < PAGE_SIZE || !last) return 0n
         from = last
@@ -366,12 +446,47 @@ class EsdbEventStore implements EventStore {
 
   // --- used by EsdbSubscription ---------------------------------------------------------------
 
-  get client(): EventStoreDBClient {
+  get client(): EsdbClient {
     return this.#client
   }
 
   get url(): string {
     return this.#url
+  }
+
+  get streamPrefixes(): string[] {
+    return [...this.#prefixes]
+  }
+
+  /**
+   * One of our events, or null: links, system events and other streams are skipped silently; an
+   * event in our streams without our shape is skipped with a warning (position only: a foreign
+   * payload may hold anything).
+   */
+  ours(resolved: Resolved, options: { warn: boolean }): RecordedEvent | null {
+    const event = resolved.event
+    const position = commitOf(resolved)
+    if (!event || position === null || event.type.startsWith('$') || event.streamId.startsWith('$'))
+      return null
+    if (!this.#prefixes.some((prefix) => event.streamId.startsWith(prefix))) return null
+    const problem = shapeProblem(event)
+    if (problem) {
+      if (options.warn) {
+        this.#warn(`EventStoreDB at ${this.#url}: skipped an event that is not this service's`, {
+          position: position.toString(),
+          reason: problem,
+        })
+      }
+      return null
+    }
+    return {
+      stream_id: event.streamId,
+      revision: Number(event.revision),
+      position,
+      type: event.type,
+      data: event.data as Record<string, unknown>,
+      metadata: event.metadata as EventMetadata,
+    }
   }
 
   /**
@@ -430,40 +545,28 @@ class EsdbEventStore implements EventStore {
     return { revision: Number(event.revision), hash, position: commitOf(resolved[0]) ?? -1n }
   }
 
-  /** Where an event of this stream with this id sits, among the last few; null if not there. */
-  async #findWritten(stream: string, eventId: string): Promise<AppendResult | null> {
-    let tail: Resolved[]
+  /** The commit position of the event at this revision of the stream, read from the leader. */
+  async #positionOf(stream: string, revision: number): Promise<bigint> {
     try {
-      tail = await this.#read<Resolved>(() =>
+      const [resolved] = await this.#read<Resolved>(() =>
         this.#client.readStream(stream, {
-          direction: BACKWARDS,
-          fromRevision: END,
-          maxCount: WRITTEN_LOOKBACK,
+          fromRevision: BigInt(revision),
+          maxCount: 1,
           requiresLeader: true,
         }),
       )
+      return (resolved && commitOf(resolved)) ?? -1n
     } catch (error) {
-      if (error instanceof StreamNotFoundError) return null
       throw this.#mapError(error)
     }
-    const found = tail.find((r) => r.event?.id === eventId)
-    if (!found?.event) return null
-    return { next_expected_revision: Number(found.event.revision), position: commitOf(found) ?? -1n }
   }
 
   /** Reads a bounded stream to its end, opening it anew after a connectivity failure. */
-  async #read<T>(open: () => Readable<T>): Promise<T[]> {
-    for (let retry = 0; ; retry++) {
-      try {
-        return await collect(open())
-      } catch (error) {
-        if (!isConnectivityError(error) || retry >= MAX_CONNECT_RETRIES || this.#closed) throw error
-        await sleep(100 * 2 ** retry)
-      }
-    }
+  #read<T>(open: () => Readable<T>): Promise<T[]> {
+    return readWithRetries(open, () => this.#closed)
   }
 
-  /** The non-system events of `$all` after `after` (exclusive), in commit order, read in pages. */
+  /** Our events of `$all` after `after` (exclusive), in commit order, read in pages. */
   async *#scanAll(after: bigint | null): AsyncGenerator<RecordedEvent> {
     let cursor = await this.startFor(after)
     let skipUpTo = after ?? -1n
@@ -477,8 +580,8 @@ class EsdbEventStore implements EventStore {
         last = resolved.event?.position ?? last
         const commit = commitOf(resolved)
         if (commit === null || commit <= skipUpTo) continue
-        const event = toRecorded(resolved)
-        if (event && !isSystem(event)) yield event
+        const event = this.ours(resolved, { warn: true })
+        if (event) yield event
       }
       if (page.length < PAGE_SIZE || !last) return
       cursor = last
@@ -487,24 +590,49 @@ class EsdbEventStore implements EventStore {
   }
 
   #mapError(error: unknown): unknown {
-    if (error instanceof EventStoreUnavailableError || error instanceof WrongExpectedRevisionError)
-      return error
-    if (isConnectivityError(error)) {
-      const reason = error instanceof Error ? error.message : String(error)
-      return new EventStoreUnavailableError(`EventStoreDB at ${this.#url} is unavailable: ${reason}`, {
-        cause: error,
-      })
-    }
-    if (error instanceof AccessDeniedError) {
-      return new EventStoreUnavailableError(
-        `EventStoreDB at ${this.#url} denied access: check the credentials`,
-        {
-          cause: error,
-        },
-      )
-    }
-    return error
+    return mapError(error, this.#url)
   }
+}
+
+/** The events chained onto the head, with the expected revision that head stands for. */
+function chainBatch(stream: string, head: Head | null, events: NewEvent[]): Batch {
+  const first = head ? head.revision + 1 : 0
+  const chained = chainEvents(stream, first, head ? head.hash : GENESIS_HASH, events)
+  return {
+    expectedRevision: head ? BigInt(head.revision) : NO_STREAM,
+    lastRevision: first + events.length - 1,
+    events: chained.map((e) =>
+      jsonEvent({ id: e.metadata.event_id, type: e.type, data: e.data, metadata: e.metadata }),
+    ),
+  }
+}
+
+/** Reads a bounded stream to its end, opening it anew after a connectivity failure. */
+async function readWithRetries<T>(open: () => Readable<T>, stopped: () => boolean): Promise<T[]> {
+  for (let retry = 0; ; retry++) {
+    try {
+      return await collect(open())
+    } catch (error) {
+      if (!isConnectivityError(error) || retry >= MAX_CONNECT_RETRIES || stopped()) throw error
+      await sleep(100 * 2 ** retry)
+    }
+  }
+}
+
+function mapError(error: unknown, url: string): unknown {
+  if (error instanceof EventStoreUnavailableError || error instanceof WrongExpectedRevisionError) return error
+  if (isConnectivityError(error)) {
+    const reason = error instanceof Error ? error.message : String(error)
+    return new EventStoreUnavailableError(`EventStoreDB at ${url} is unavailable: ${reason}`, {
+      cause: error,
+    })
+  }
+  if (error instanceof AccessDeniedError) {
+    return new EventStoreUnavailableError(`EventStoreDB at ${url} denied access: check the credentials`, {
+      cause: error,
+    })
+  }
+  return error
 }
 
 /** A catch-up subscription to `$all` that goes live, resubscribing after a drop. */
@@ -593,7 +721,10 @@ class EsdbSubscription implements Subscription {
   async #subscribeOnce(): Promise<void> {
     const fromPosition = this.#resumeFrom ?? (await this.#store.startFor(this.#after))
     if (this.#closed) return
-    const subscription = this.#store.client.subscribeToAll({ fromPosition, filter: excludeSystemEvents() })
+    const subscription = this.#store.client.subscribeToAll({
+      fromPosition,
+      filter: streamNameFilter({ prefixes: this.#store.streamPrefixes }),
+    })
     this.#current = subscription
     // Errors reach the loop below through the iterator; this keeps a late one from being unhandled.
     subscription.on('error', () => {})
@@ -615,8 +746,8 @@ class EsdbSubscription implements Subscription {
         pulled++
         if (this.#closed) break
         this.#live = true
-        const event = toRecorded(resolved)
-        if (event && !isSystem(event) && (this.#after === null || event.position > this.#after)) {
+        const event = this.#store.ours(resolved, { warn: true })
+        if (event && (this.#after === null || event.position > this.#after)) {
           try {
             await this.#handler(event)
           } catch (error) {
@@ -691,7 +822,7 @@ function commitOf(resolved: Resolved): bigint | null {
   return null
 }
 
-/** Null for what is not one of our events: links, binary events, events without a position. */
+/** A stream's event as recorded, or null for links and binary events. */
 function toRecorded(resolved: Resolved): RecordedEvent | null {
   const event = resolved.event
   if (!event?.isJson) return null
@@ -706,8 +837,31 @@ function toRecorded(resolved: Resolved): RecordedEvent | null {
   }
 }
 
-function isSystem(event: RecordedEvent): boolean {
-  return event.type.startsWith('$') || event.stream_id.startsWith('$')
+/** Why an event is not in this service's shape, or null if it is. */
+function shapeProblem(event: NonNullable<Resolved['event']>): string | null {
+  if (!event.isJson) return 'not JSON'
+  // The client hands malformed JSON over as the raw string.
+  if (!isPlainObject(event.data)) return 'data is not a JSON object'
+  if (!isEventMetadata(event.metadata)) return "metadata is not this service's"
+  return null
+}
+
+function isEventMetadata(value: unknown): boolean {
+  if (!isPlainObject(value)) return false
+  const { event_id, schema_version, occurred_at, prev_hash, hash } = value
+  return (
+    typeof event_id === 'string' &&
+    Number.isInteger(schema_version) &&
+    typeof occurred_at === 'string' &&
+    typeof prev_hash === 'string' &&
+    HASH.test(prev_hash) &&
+    typeof hash === 'string' &&
+    HASH.test(hash)
+  )
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value)
 }
 
 function isConnectivityError(error: unknown): boolean {

@@ -14,7 +14,8 @@ const url = process.env.EVENT_STORE_URL ?? ''
 
 describe.skipIf(!isEsdbConnectionString(url))('EventStoreDB adapter against a server', () => {
   describeEventStoreContract('esdb', async () => ({
-    open: () => openEsdbEventStore(url),
+    // The suite's stream names, which a shared server filters like this service's own.
+    open: () => openEsdbEventStore(url, { streamPrefixes: ['test_', 'marker_'] }),
     // Stream names are unique per run; a shared server keeps them.
     cleanup: async () => {},
   }))
