@@ -6,6 +6,8 @@ export type Config = {
   host: string
   dataDir: string
   eventStoreUrl: string | null
+  /** PostgreSQL for the data keys when the events are elsewhere (EventStoreDB). */
+  dataKeysUrl: string | null
   adminBootstrapToken: string | null
   smtpUrl: string | null
   mailFrom: string
@@ -84,11 +86,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'EVENT_STORE_URL must start with esdb://, kurrentdb://, postgres:// or postgresql://',
     )
   }
+  const dataKeysUrl = env.DATA_KEYS_URL?.trim() || null
+  if (dataKeysUrl && !/^postgres(ql)?:\/\//.test(dataKeysUrl))
+    throw new ConfigError('DATA_KEYS_URL must start with postgres:// or postgresql://')
   const port = integer(env, 'PORT', 8000, 0)
   const host = env.HOST?.trim() || '127.0.0.1'
   return {
     port,
     host,
+    dataKeysUrl,
     dataDir: resolve(env.DATA_DIR?.trim() || './data'),
     eventStoreUrl,
     adminBootstrapToken: env.ADMIN_BOOTSTRAP_TOKEN || null,

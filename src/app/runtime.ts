@@ -89,20 +89,42 @@ export async function openDataKeys(
   store: EventStore,
   log: Logger = silentLogger,
 ): Promise<DataKeyStore> {
+  let ownPool: pg.Pool | null = null
   try {
-    if (!('pool' in store))
-      return openDataKeyStore({ dataDir: config.dataDir, masterKey: config.masterKey ?? undefined })
+    // Written again when an instance projects the deletion or starts (see openRuntime).
+    const onError = (error: unknown, owner: string) =>
+      log.error('data key tombstone not written', { owner, error: (error as Error).message })
     const { openPostgresDataKeyStore } = await import('../security/postgres-data-keys.ts')
-    const shared = store as PostgresEventStore
-    return await openPostgresDataKeyStore({
-      pool: shared.pool,
-      url: shared.url,
+    if ('pool' in store) {
+      const shared = store as PostgresEventStore
+      return await openPostgresDataKeyStore({
+        pool: shared.pool,
+        url: shared.url,
+        masterKey: config.masterKey,
+        onError,
+      })
+    }
+    if (!config.dataKeysUrl)
+      return openDataKeyStore({ dataDir: config.dataDir, masterKey: config.masterKey ?? undefined })
+    // Events elsewhere (EventStoreDB), keys in PostgreSQL: an append-only stream cannot delete one.
+    const { openPostgresPool, redactPostgresUrl } = await import('../eventstore/postgres-event-store.ts')
+    const pool = openPostgresPool(config.dataKeysUrl)
+    ownPool = pool
+    const keys = await openPostgresDataKeyStore({
+      pool,
+      url: redactPostgresUrl(config.dataKeysUrl),
       masterKey: config.masterKey,
-      // Written again when an instance projects the deletion or starts (see openRuntime).
-      onError: (error, owner) =>
-        log.error('data key tombstone not written', { owner, error: (error as Error).message }),
+      onError,
     })
+    return {
+      ...keys,
+      async close() {
+        await keys.close()
+        await pool.end()
+      },
+    }
   } catch (error) {
+    await ownPool?.end().catch(() => {})
     await store.close().catch(() => {})
     throw error
   }

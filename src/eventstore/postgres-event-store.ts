@@ -118,10 +118,15 @@ export function redactPostgresUrl(url: string): string {
   return redacted.replace(/([?&]password=)[^&]*/i, '$1***')
 }
 
-export async function openPostgresEventStore(
+/** A connection pool for `url`; its errors never quote the string (it may hold a password). */
+export function openPostgresPool(url: string, options: PostgresEventStoreOptions = {}): pg.Pool {
+  return createPool(url, options).pool
+}
+
+function createPool(
   url: string,
-  options: PostgresEventStoreOptions = {},
-): Promise<PostgresEventStore> {
+  options: PostgresEventStoreOptions,
+): { pool: pg.Pool; config: pg.PoolConfig } {
   const safeUrl = redactPostgresUrl(url)
   if (!isPostgresConnectionString(url)) {
     throw new Error(`Not a PostgreSQL connection string: ${safeUrl} (expected postgres:// or postgresql://)`)
@@ -142,6 +147,15 @@ export async function openPostgresEventStore(
   }
   // An idle connection that the server closes emits here; the next checkout simply reconnects.
   pool.on('error', () => {})
+  return { pool, config }
+}
+
+export async function openPostgresEventStore(
+  url: string,
+  options: PostgresEventStoreOptions = {},
+): Promise<PostgresEventStore> {
+  const safeUrl = redactPostgresUrl(url)
+  const { pool, config } = createPool(url, options)
   let storeId: string
   try {
     storeId = await createSchema(pool, safeUrl)

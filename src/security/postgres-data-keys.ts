@@ -71,7 +71,7 @@ export async function openPostgresDataKeyStore(
   const where = `PostgreSQL${options.url ? ` at ${options.url}` : ''}`
   if (!options.masterKey) {
     throw new Error(
-      'MASTER_KEY is required when the event store is PostgreSQL (EVENT_STORE_URL): every instance ' +
+      'MASTER_KEY is required when the data keys are in PostgreSQL (EVENT_STORE_URL or DATA_KEYS_URL): every instance ' +
         'must wrap the shared data keys with the same master key. Set MASTER_KEY to the base64 of 32 ' +
         'random bytes, the same on every instance.',
     )
