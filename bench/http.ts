@@ -28,16 +28,16 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createPasswordHasher } from '../src/security/passwords.ts'
 
-const HOST = '127.0.0.1'
+export const HOST = '127.0.0.1'
 
 // ---------------------------------------------------------------------------------------------
 // Load generator: a minimal keep-alive HTTP/1.1 client (Content-Length bodies only).
 
-type Reply = { status: number; body: Buffer }
+export type Reply = { status: number; body: Buffer }
 
 const HEADER_END = Buffer.from('\r\n\r\n')
 
-class Connection {
+export class Connection {
   private socket: Socket | null = null
   private buffer: Buffer = Buffer.alloc(0)
   private waiting: { resolve: (reply: Reply) => void; reject: (error: Error) => void } | null = null
@@ -105,7 +105,7 @@ class Connection {
   }
 }
 
-function requestBytes(
+export function requestBytes(
   port: number,
   method: string,
   path: string,
@@ -119,7 +119,7 @@ function requestBytes(
 }
 
 /** What one measured slice of load saw: raw latencies and CPU seconds, merged across slices later. */
-type Sample = {
+export type Sample = {
   latencies: number[]
   errors: number
   firstError?: string
@@ -128,9 +128,9 @@ type Sample = {
   cpu: Cpu
 }
 
-type Cpu = { server: number; client: number; others: number }
+export type Cpu = { server: number; client: number; others: number }
 
-type Stats = {
+export type Stats = {
   requests: number
   errors: number
   firstError?: string
@@ -152,7 +152,7 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
 }
 
-function merge(samples: Sample[]): Stats {
+export function merge(samples: Sample[]): Stats {
   const sorted = Float64Array.from(samples.flatMap((s) => s.latencies)).sort()
   const seconds = samples.reduce((sum, s) => sum + s.seconds, 0)
   const cpu = (key: keyof Cpu): number => samples.reduce((sum, s) => sum + s.cpu[key], 0) / seconds
@@ -173,7 +173,7 @@ function merge(samples: Sample[]): Stats {
 }
 
 /** User + system CPU seconds of a process and all its threads, from /proc (NaN where there is none). */
-function processCpuSeconds(pid: number | undefined): number {
+export function processCpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
@@ -196,14 +196,17 @@ function machineCpuSeconds(): number {
   }
 }
 
-/** Starts measuring; the returned function gives the CPU seconds used since then. */
-function cpuMeter(pid: number | undefined): () => Cpu {
-  const server0 = processCpuSeconds(pid)
+/**
+ * Starts measuring; the returned function gives the CPU seconds used since then. `serverCpu` gives
+ * the server side's CPU seconds so far (one process, or several and their database).
+ */
+function cpuMeter(serverCpu: () => number): () => Cpu {
+  const server0 = serverCpu()
   const machine0 = machineCpuSeconds()
   const client0 = process.cpuUsage()
   return () => {
     const used = process.cpuUsage(client0)
-    const server = processCpuSeconds(pid) - server0
+    const server = serverCpu() - server0
     const client = (used.user + used.system) / 1e6
     const machine = machineCpuSeconds() - machine0
     return { server, client, others: Math.max(0, machine - server - client) }
@@ -212,24 +215,31 @@ function cpuMeter(pid: number | undefined): () => Cpu {
 
 const NO_CPU: Cpu = { server: Number.NaN, client: Number.NaN, others: Number.NaN }
 
-type Load = {
+export type Load = {
   port: number
+  /**
+   * Several servers (instances behind one address): each worker keeps a connection to every one and
+   * sends its requests to them in turn, round-robin. Overrides `port`.
+   */
+  ports?: number[]
   concurrency: number
   /** Load that runs before the measured window and is not counted. */
   warmupMs: number
   durationMs: number
-  /** The bytes of the next request of one worker (each worker has one request in flight). */
-  next(worker: number): Buffer
+  /** The bytes of the next request of one worker (each worker has one request in flight) to `ports[target]`. */
+  next(worker: number, target: number): Buffer
   /** Sees every reply, 200 or not. */
   check?(worker: number, reply: Reply): void
   /** The server's process id, to measure its CPU time over the measured window. */
   serverPid?: number
+  /** CPU seconds used so far by the server side, if not one process (overrides `serverPid`). */
+  serverCpu?: () => number
 }
 
 const MAX_ERRORS = 1_000
 
 /** Closed loop: `concurrency` connections, each sending its next request as soon as a reply arrives. */
-async function runLoad(load: Load): Promise<Sample> {
+export async function runLoad(load: Load): Promise<Sample> {
   const started = performance.now()
   const measureFrom = started + load.warmupMs
   const stopAt = measureFrom + load.durationMs
@@ -241,13 +251,17 @@ async function runLoad(load: Load): Promise<Sample> {
     firstError ??= message
   }
 
+  const ports = load.ports ?? [load.port]
   async function worker(index: number): Promise<void> {
-    const connection = new Connection(load.port)
+    const connections = ports.map((port) => new Connection(port))
+    let turn = index // workers start on different servers
     try {
       while (performance.now() < stopAt && errors < MAX_ERRORS) {
+        const target = turn++ % ports.length
+        const connection = connections[target]
         const t0 = performance.now()
         try {
-          const reply = await connection.request(load.next(index))
+          const reply = await connection.request(load.next(index, target))
           const t1 = performance.now()
           load.check?.(index, reply)
           if (reply.status !== 200) fail(`HTTP ${reply.status}: ${reply.body.toString('utf8', 0, 200)}`)
@@ -259,14 +273,14 @@ async function runLoad(load: Load): Promise<Sample> {
         }
       }
     } finally {
-      connection.destroy()
+      for (const connection of connections) connection.destroy()
     }
   }
 
   let meter: (() => Cpu) | undefined
   let cpu = NO_CPU
   const startMeter = setTimeout(() => {
-    meter = cpuMeter(load.serverPid)
+    meter = cpuMeter(load.serverCpu ?? (() => processCpuSeconds(load.serverPid)))
   }, load.warmupMs)
   const stopMeter = setTimeout(() => {
     if (meter) cpu = meter()
@@ -293,7 +307,7 @@ async function probe(
   let errors = 0
   try {
     await connection.request(request) // connect outside the measurement
-    const meter = cpuMeter(serverPid)
+    const meter = cpuMeter(() => processCpuSeconds(serverPid))
     const started = performance.now()
     const stopAt = started + durationMs
     // A closed loop of one: latency runs from send to reply. (Counting from when each request was due
@@ -318,7 +332,7 @@ async function probe(
 }
 
 /** Sends one request on a fresh connection and parses a JSON reply. */
-async function call(
+export async function call(
   port: number,
   method: string,
   path: string,
@@ -335,7 +349,7 @@ async function call(
 }
 
 /** Runs `count` tasks, at most `limit` at a time. */
-async function pooled<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
+export async function pooled<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
   const results: T[] = new Array(count)
   let nextIndex = 0
   await Promise.all(
@@ -643,9 +657,9 @@ async function main(): Promise<void> {
 }
 
 /** Each slice opens its connections afresh; this much load before its window is not counted. */
-const SLICE_WARMUP_MS = 100
+export const SLICE_WARMUP_MS = 100
 /** Longer for logins: a login takes hundreds of milliseconds, and the window must start in steady state. */
-const LOGIN_WARMUP_MS = 500
+export const LOGIN_WARMUP_MS = 500
 
 type Results = {
   cores: number
@@ -887,5 +901,6 @@ function serveBare(): void {
   process.on('SIGTERM', () => process.exit(0))
 }
 
+// bench/cluster.ts imports the load generator from here: only run when started as a script.
 if (process.argv.includes('--bare-server')) serveBare()
-else await main()
+else if (import.meta.main) await main()
