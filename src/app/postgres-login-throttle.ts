@@ -130,10 +130,10 @@ export async function createPostgresLoginThrottle(
     },
     async released(key: ThrottleKey): Promise<void> {
       const t = nowMs()
-      await pool.query(`UPDATE login_throttle t SET reservations = ${lessNewest('$2')} WHERE key = $1`, [
-        digest(key),
-        t,
-      ])
+      await pool.query(
+        `UPDATE login_throttle t SET reservations = ${lessNewest('$2::bigint')} WHERE key = $1`,
+        [digest(key), t],
+      )
     },
   })
   return throttle

@@ -12,7 +12,7 @@ import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 
 let database: TestPostgres
 let pools: pg.Pool[] = []
-let t = 1_000_000_000
+let t = Date.parse('2026-12-05T12:00:00Z') // real epoch milliseconds: beyond a 32-bit integer
 const nowMs = () => t
 const never = () => 1 // no pruning in these tests
 

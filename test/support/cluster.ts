@@ -7,12 +7,22 @@
  *
  *   - every acknowledged registration exists exactly once on every instance, no username or email twice;
  *   - a token issued by any instance works on every other;
- *   - a session revoked, or an account locked, on one instance is refused by every other
- *     (the delay until each answers 401 is measured, polling every 5 ms: p50/p99);
+ *   - a session revoked, or an account locked, deactivated or deleted, on one instance is refused
+ *     by every other within a bound (the delay until each answers 401 is measured, polling every
+ *     5 ms: p50/p99 per kind); its refresh token and (but for a revocation) its password are
+ *     refused there too;
+ *   - a 2FA challenge works once: sent at the same moment to every instance, each time with
+ *     another valid recovery code, exactly one answers 200 and the others 401;
+ *   - a TOTP code works once: sent at the same moment to every instance (each with a challenge
+ *     of its own) exactly one answers 200; used on one instance, the others refuse it (401) while
+ *     their challenge still works with a recovery code;
  *   - 50 parallel wrong passwords spread over the instances give exactly 5 × 401, then 423;
  *   - two admins on two instances deactivating each other at once leave at least one admin;
  *   - an erased account's history shows "[erased]" on every instance;
- *   - `/admin/audit/verify?full=true` is ok on every instance.
+ *   - `/admin/audit/verify?full=true` is ok on every instance;
+ *   - every instance's read models equal a fresh rebuild from the store (test/support/
+ *     cluster-rebuild.ts): what it serves (the full user listing, and the sessions and activity of
+ *     sampled users) while running, and every table of its read-models.db once stopped.
  *
  *   runClusterProof({ instances, seconds, seed }) → ClusterFindings (`checks` all ok = passed)
  *
@@ -22,10 +32,14 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MAX_CONSECUTIVE_FAILURES } from '../../domain/lockout.ts'
+import { toSessionResponse, toUserResponse } from '../../src/api/presenters.ts'
+import { openRebuild } from './cluster-rebuild.ts'
 import {
   BOOTSTRAP_TOKEN,
+  compareReadModels,
   freePort,
   prng,
   type ServerProcess,
@@ -34,6 +48,7 @@ import {
   waitReady,
 } from './crash-harness.ts'
 import { sharedInstanceSettings, startTestPostgres, stopTestPostgres } from './postgres.ts'
+import { TOTP_PERIOD_MS, totp } from './totp.ts'
 
 export type ClusterOptions = {
   instances: number
@@ -42,14 +57,35 @@ export type ClusterOptions = {
   seed: number
   /** Concurrent client loops during the load phase. */
   workers?: number
-  /** Revocation and lock trials for the propagation delays. */
+  /** Trials per kind (revoke, lock, deactivate, delete) for the propagation delays. */
   delayTrials?: number
+  /** How long another instance may take to refuse a revoked session or stopped account (ms). */
+  propagationBoundMs?: number
+  /** Trials of each single-use 2FA check (challenge, concurrent TOTP code, TOTP code replayed). */
+  twoFactorTrials?: number
+  /** Users whose sessions and activity are compared with the rebuild on every instance. */
+  sampledUsers?: number
   /** Stop the embedded PostgreSQL at the end (scripts: it keeps the process alive). */
   stopPostgres?: boolean
   log?: (line: string) => void
 }
 
 export type Check = { name: string; ok: boolean; detail: string }
+
+export const DELAY_KINDS = ['revoke', 'lock', 'deactivate', 'delete'] as const
+export type DelayKind = (typeof DELAY_KINDS)[number]
+const DELAY_CHECK: Record<DelayKind, string> = {
+  revoke: 'revoked session refused everywhere',
+  lock: 'locked account refused everywhere',
+  deactivate: 'deactivated account refused everywhere',
+  delete: 'deleted account refused everywhere',
+}
+/** What a password login answers on another instance once the account is stopped. */
+const LOGIN_REFUSED: Record<Exclude<DelayKind, 'revoke'>, number> = {
+  lock: 423,
+  deactivate: 403,
+  delete: 401,
+}
 
 export type ClusterFindings = {
   instances: number
@@ -67,7 +103,9 @@ export type ClusterFindings = {
     restartMs: number
   }
   /** ms from the write's answer until another instance answered 401. */
-  delays: { revoke: number[]; lock: number[] }
+  delays: Record<DelayKind, number[]>
+  /** The reference rebuild: events replayed and the position reached. */
+  rebuild: { events: number; position: string }
   durationMs: number
 }
 
@@ -119,6 +157,17 @@ async function request(
 const answered = (reply: Reply | Failed): reply is Reply => 'status' in reply
 const sessionIdOf = (refreshToken: string): number => Number(refreshToken.slice(0, refreshToken.indexOf('.')))
 
+/** The audit's record of the last tree head it verified in a read-model file, if any. */
+function lastVerifiedHead(path: string): { tree_size: number; root_hash: string } | null {
+  const db = new DatabaseSync(path, { readOnly: true })
+  try {
+    const row = db.prepare('SELECT tree_size, root_hash FROM merkle_verified WHERE id = 1').get()
+    return (row as { tree_size: number; root_hash: string } | undefined) ?? null
+  } finally {
+    db.close()
+  }
+}
+
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN
   const sorted = [...values].sort((a, b) => a - b)
@@ -161,7 +210,8 @@ export async function runClusterProof(options: ClusterOptions): Promise<ClusterF
       killedInstance: -1,
       restartMs: 0,
     },
-    delays: { revoke: [], lock: [] },
+    delays: { revoke: [], lock: [], deactivate: [], delete: [] },
+    rebuild: { events: 0, position: '0' },
     durationMs: 0,
   }
   /** The greatest position any write answered with: read-your-writes on every instance. */
@@ -441,20 +491,21 @@ export async function runClusterProof(options: ClusterOptions): Promise<ClusterF
       )
     }
 
-    // --- revocation and lock propagate: measured delays ---------------------------------------
+    // --- revocation, lock, deactivation and deletion propagate: measured delays ----------------
     const trials = options.delayTrials ?? 10
+    const boundMs = options.propagationBoundMs ?? 5_000
     const untilRefused = async (token: string, others: number[], from: number): Promise<number[]> =>
       Promise.all(
         others.map(async (j) => {
           for (;;) {
             const reply = await request(on(j).url, 'GET', '/protected', { token })
             if (answered(reply) && reply.status === 401) return performance.now() - from
-            if (performance.now() - from > 10_000) return Number.POSITIVE_INFINITY
+            if (performance.now() - from > boundMs) return Number.POSITIVE_INFINITY
             await sleep(5)
           }
         }),
       )
-    const freshSession = async (tag: string, i: number): Promise<Session> => {
+    const newUser = async (tag: string, i: number): Promise<User> => {
       userCounter++
       const username = `c${tag}${userCounter}${options.seed.toString(36)}`
       const user = {
@@ -464,44 +515,201 @@ export async function runClusterProof(options: ClusterOptions): Promise<ClusterF
       }
       const reg = await call(i, 'POST', '/auth/register', { json: user })
       if (reg.status !== 200) throw new Error(`register: ${reg.status} ${JSON.stringify(reg.body)}`)
-      const created = { id: reg.body.id, ...user }
-      const reply = await call(i, 'POST', '/auth/login', { form: { username, password: user.password } })
+      return { id: reg.body.id, ...user }
+    }
+    const loginOn = async (user: User, i: number): Promise<Reply> =>
+      call(i, 'POST', '/auth/login', { form: { username: user.username, password: user.password } })
+    const freshSession = async (tag: string, i: number): Promise<Session> => {
+      const user = await newUser(tag, i)
+      const reply = await loginOn(user, i)
       if (reply.status !== 200) throw new Error(`login: ${reply.status} ${JSON.stringify(reply.body)}`)
       // Every instance knows the session before the revocation: the measured delay is the
       // revocation's own, not the session's arrival.
       for (const node of nodes)
         await call(node.index, 'GET', '/protected', { token: reply.body.access_token })
-      return {
-        user: created,
-        access: reply.body.access_token,
-        refresh: reply.body.refresh_token,
-        issuedBy: i,
+      return { user, access: reply.body.access_token, refresh: reply.body.refresh_token, issuedBy: i }
+    }
+    const stop = (kind: DelayKind, i: number, session: Session): Promise<Reply> => {
+      const id = session.user.id
+      switch (kind) {
+        case 'revoke':
+          return call(i, 'DELETE', `/auth/sessions/${sessionIdOf(session.refresh)}`, {
+            token: session.access,
+          })
+        case 'lock':
+          return call(i, 'POST', '/admin/lock', { token: adminToken, json: { user_id: id } })
+        case 'deactivate':
+          return call(i, 'PUT', `/admin/deactivate-user/${id}`, { token: adminToken })
+        case 'delete':
+          return call(i, 'DELETE', `/admin/user/${id}`, { token: adminToken })
       }
     }
-    for (const kind of ['revoke', 'lock'] as const) {
+    for (const kind of DELAY_KINDS) {
       const neverRefused: string[] = []
+      const notRefusedOtherwise: string[] = []
+      let refusedOtherwise = 0
       for (let t = 0; t < trials; t++) {
         const i = t % nodes.length
         const session = await freshSession(kind, i)
         const others = nodes.map((n) => n.index).filter((j) => j !== i)
-        const reply =
-          kind === 'revoke'
-            ? await call(i, 'DELETE', `/auth/sessions/${sessionIdOf(session.refresh)}`, {
-                token: session.access,
-              })
-            : await call(i, 'POST', '/admin/lock', { token: adminToken, json: { user_id: session.user.id } })
+        const reply = await stop(kind, i, session)
         if (reply.status !== 200) throw new Error(`${kind}: ${reply.status} ${JSON.stringify(reply.body)}`)
         const delays = await untilRefused(session.access, others, performance.now())
         for (const [k, d] of delays.entries()) {
           if (Number.isFinite(d)) findings.delays[kind].push(d)
           else neverRefused.push(`trial ${t}: instance ${others[k]}`)
         }
+        // The refresh token and the password are decided on the store: refused at once elsewhere.
+        const j = others[t % others.length] as number
+        const problemsBefore = notRefusedOtherwise.length
+        const refreshed = await call(j, 'POST', '/auth/token-refresh', {
+          json: { refresh_token: session.refresh },
+        })
+        if (refreshed.status !== 401)
+          notRefusedOtherwise.push(`trial ${t}: refresh on ${j} answered ${refreshed.status}`)
+        if (kind !== 'revoke') {
+          const login = await loginOn(session.user, j)
+          if (login.status !== LOGIN_REFUSED[kind])
+            notRefusedOtherwise.push(
+              `trial ${t}: login on ${j} answered ${login.status}, not ${LOGIN_REFUSED[kind]}`,
+            )
+        }
+        if (notRefusedOtherwise.length === problemsBefore) refusedOtherwise++
       }
       const d = findings.delays[kind]
+      const also = kind === 'revoke' ? 'refresh → 401' : `refresh → 401, login → ${LOGIN_REFUSED[kind]}`
       check(
-        kind === 'revoke' ? 'revoked session refused everywhere' : 'locked account refused everywhere',
-        neverRefused.length === 0,
-        `${d.length} measurements, p50 ${percentile(d, 50).toFixed(1)} ms, p99 ${percentile(d, 99).toFixed(1)} ms, max ${Math.max(...d).toFixed(1)} ms${neverRefused.length ? `; never refused: ${neverRefused.slice(0, 3).join(', ')}` : ''}`,
+        DELAY_CHECK[kind],
+        neverRefused.length === 0 &&
+          notRefusedOtherwise.length === 0 &&
+          d.length === trials * (nodes.length - 1),
+        `${d.length} measurements, p50 ${percentile(d, 50).toFixed(1)} ms, p99 ${percentile(d, 99).toFixed(1)} ms, max ${Math.max(...d).toFixed(1)} ms (bound ${boundMs} ms); ${also} on another instance: ${refusedOtherwise} of ${trials}${neverRefused.length ? `; never refused: ${neverRefused.slice(0, 3).join(', ')}` : ''}${notRefusedOtherwise.length ? `; ${notRefusedOtherwise.slice(0, 3).join(', ')}` : ''}`,
+      )
+    }
+
+    // --- single use of 2FA challenges and TOTP codes, cluster-wide ----------------------------
+    {
+      const tfaTrials = options.twoFactorTrials ?? 3
+      const currentStep = (): number => Math.floor(Date.now() / TOTP_PERIOD_MS)
+      /** A user with 2FA on: enrolment started on instance i, confirmed on the next one. */
+      const enrol = async (tag: string, i: number) => {
+        const user = await newUser(tag, i)
+        const login = await loginOn(user, i)
+        if (login.status !== 200) throw new Error(`login: ${login.status} ${JSON.stringify(login.body)}`)
+        const token = login.body.access_token as string
+        const setup = await call(i, 'GET', '/auth/generate-2fa-code', { token })
+        if (setup.status !== 200)
+          throw new Error(`generate-2fa-code: ${setup.status} ${JSON.stringify(setup.body)}`)
+        const secret = setup.body.secret as string
+        // The code of the current step: it becomes the last used step, so the next step's code
+        // (valid for the next 30 s or more, the service accepting ±1 step) is fresh.
+        const step = currentStep()
+        const enabled = await call(i + 1, 'POST', '/auth/enable-2fa', {
+          token,
+          json: { code: totp(secret, step) },
+        })
+        if (enabled.status !== 200)
+          throw new Error(`enable-2fa: ${enabled.status} ${JSON.stringify(enabled.body)}`)
+        return {
+          user,
+          secret,
+          recovery: enabled.body.recovery_codes as string[],
+          nextCode: totp(secret, step + 1),
+        }
+      }
+      const challengeOn = async (user: User, i: number): Promise<string> => {
+        const reply = await loginOn(user, i)
+        if (reply.status !== 200 || reply.body?.requires_2fa !== true)
+          throw new Error(`2FA login on ${i}: ${reply.status} ${JSON.stringify(reply.body)}`)
+        return reply.body.access_token
+      }
+      const verify = (i: number, challenge: string, code: string): Promise<Reply> =>
+        call(i, 'POST', '/auth/verify-2fa', { token: challenge, json: { code } })
+      const tally = (statuses: number[]): string => {
+        const counts = new Map<number, number>()
+        for (const s of statuses) counts.set(s, (counts.get(s) ?? 0) + 1)
+        return [...counts]
+          .sort((a, b) => a[0] - b[0])
+          .map(([s, n]) => `${n} × ${s}`)
+          .join(', ')
+      }
+      const oneWinner =
+        (refusals: number[]) =>
+        (statuses: number[]): boolean =>
+          statuses.filter((s) => s === 200).length === 1 &&
+          statuses.every((s) => s === 200 || refusals.includes(s))
+
+      // One challenge, sent at once to every instance with a different valid recovery code each:
+      // only the challenge's single use can refuse all but one.
+      const challengeRounds: number[][] = []
+      for (let t = 0; t < tfaTrials; t++) {
+        const u = await enrol('tfa', t)
+        const challenge = await challengeOn(u.user, t)
+        const replies = await Promise.all(
+          nodes.map((node) => verify(node.index, challenge, u.recovery[node.index] as string)),
+        )
+        challengeRounds.push(replies.map((r) => r.status))
+      }
+      check(
+        '2FA challenge works once across instances',
+        challengeRounds.every(oneWinner([401])),
+        `one challenge sent to all ${nodes.length} instances at once, each with another valid recovery code, ${tfaTrials} trials: ${challengeRounds.filter(oneWinner([401])).length} with exactly one 200 (${tally(challengeRounds.flat())})${challengeRounds.every(oneWinner([401])) ? '' : `; per trial: ${challengeRounds.map((r) => r.join('/')).join(', ')}`}`,
+      )
+
+      // One TOTP code, sent at once to every instance, each with a challenge of its own.
+      const codeRounds: number[][] = []
+      for (let t = 0; t < tfaTrials; t++) {
+        const u = await enrol('tfb', t + 1)
+        const challenges: string[] = []
+        for (const node of nodes) challenges.push(await challengeOn(u.user, node.index))
+        const replies = await Promise.all(
+          nodes.map((node) => verify(node.index, challenges[node.index] as string, u.nextCode)),
+        )
+        codeRounds.push(replies.map((r) => r.status))
+      }
+      // A loser that read the account before the winner's append is refused by the decider on
+      // retry with TWO_FACTOR_CODE_INVALID, which answers 400 where API.md says a replay is 401:
+      // a known deviation (reported), tolerated here so that this check is about single use.
+      const codeOnce = oneWinner([400, 401])
+      const n400 = codeRounds.flat().filter((s) => s === 400).length
+      check(
+        'TOTP code works once across instances (sent at once)',
+        codeRounds.every(codeOnce),
+        `one code sent to all ${nodes.length} instances at once, each with a challenge of its own, ${tfaTrials} trials: ${codeRounds.filter(codeOnce).length} with exactly one 200 (${tally(codeRounds.flat())})${n400 ? ' [400: the replay lost a race; API.md says 401]' : ''}${codeRounds.every(codeOnce) ? '' : `; per trial: ${codeRounds.map((r) => r.join('/')).join(', ')}`}`,
+      )
+
+      // A TOTP code used on one instance, then presented to every other with an unused challenge:
+      // refused there, while that challenge still works with a recovery code (so it was the code).
+      const replayProblems: string[] = []
+      let replays = 0
+      for (let t = 0; t < tfaTrials; t++) {
+        const u = await enrol('tfc', t + 2)
+        const challenges: string[] = []
+        for (const node of nodes) challenges.push(await challengeOn(u.user, node.index))
+        const first = t % nodes.length
+        const used = await verify(first, challenges[first] as string, u.nextCode)
+        if (used.status !== 200) {
+          replayProblems.push(`trial ${t}: first use on ${first} answered ${used.status}`)
+          continue
+        }
+        const others = nodes.map((n) => n.index).filter((j) => j !== first)
+        for (const j of others) {
+          const replay = await verify(j, challenges[j] as string, u.nextCode)
+          replays++
+          if (replay.status !== 401)
+            replayProblems.push(`trial ${t}: replay on ${j} answered ${replay.status}`)
+        }
+        const control = others[t % others.length] as number
+        const recovered = await verify(control, challenges[control] as string, u.recovery[0] as string)
+        if (recovered.status !== 200)
+          replayProblems.push(
+            `trial ${t}: the challenge refused with the code on ${control} answered ${recovered.status} to a recovery code`,
+          )
+      }
+      check(
+        'TOTP code used on one instance refused on the others',
+        replayProblems.length === 0,
+        `${tfaTrials} codes used once each, then replayed on the ${nodes.length - 1} other instances: ${replays} replays${replayProblems.length ? `; ${replayProblems.slice(0, 4).join(', ')}` : ', all 401; the same challenges then accepted a recovery code'}`,
       )
     }
 
@@ -609,6 +817,140 @@ export async function runClusterProof(options: ClusterOptions): Promise<ClusterF
       }
       check('audit verify full=true on every instance', ok, results.join('; '))
     }
+
+    // --- every instance's read models equal a fresh rebuild from the store ---------------------
+    {
+      const rebuild = await openRebuild(env, join(root, 'rebuild'))
+      try {
+        await rebuild.settle()
+        const head = rebuild.position.toString()
+        findings.rebuild = { events: rebuild.events, position: head }
+        log(`rebuild from the store: ${rebuild.events} events, position ${head}`)
+        const canonical = (value: unknown): string =>
+          JSON.stringify(value, (_key, v) =>
+            v && typeof v === 'object' && !Array.isArray(v)
+              ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+              : v,
+          )
+        /** The first difference of two lists of answers (the fields that differ), or null. */
+        const firstDifference = (served: unknown[], rebuilt: unknown[]): string | null => {
+          const a = served.map(canonical)
+          const b = rebuilt.map(canonical)
+          if (a.length === b.length && a.every((x, k) => x === b[k])) return null
+          const k = a.findIndex((x, n) => x !== b[n])
+          const at = k < 0 ? Math.min(a.length, b.length) : k
+          const x = served[at] as Record<string, unknown> | undefined
+          const y = rebuilt[at] as Record<string, unknown> | undefined
+          const fields =
+            x && y && typeof x === 'object' && typeof y === 'object'
+              ? Object.keys({ ...x, ...y })
+                  .filter((f) => canonical(x[f]) !== canonical(y[f]))
+                  .map((f) => `${f} ${canonical(x[f])} vs ${canonical(y[f])}`)
+                  .join(', ')
+              : `${(a[at] ?? '-').slice(0, 150)} vs ${(b[at] ?? '-').slice(0, 150)}`
+          return `${a.length} served, ${b.length} rebuilt; first difference at #${at}${x && typeof x === 'object' && 'id' in x ? ` (id ${x.id})` : ''}: ${fields}`
+        }
+        // Users with a session whose token still works, one session each, spread over the load.
+        const sampled: Session[] = []
+        const seen = new Set<number>()
+        for (const session of sessions) {
+          if (sampled.length >= (options.sampledUsers ?? 25) || seen.has(session.user.id)) continue
+          seen.add(session.user.id)
+          sampled.push(session)
+        }
+        const served = new Map<number, string[]>()
+        let sessionsCompared = 0
+        let activityCompared = 0
+        for (const node of nodes) {
+          const problems: string[] = []
+          // What it serves, once its read models have passed the rebuild's position.
+          const users: unknown[] = []
+          let after = 0
+          for (;;) {
+            const page = await call(node.index, 'GET', `/admin/users?limit=1000&after_id=${after}`, {
+              token: adminToken,
+              position: head,
+            })
+            if (page.status !== 200) {
+              problems.push(`GET /admin/users: ${page.status} ${JSON.stringify(page.body).slice(0, 200)}`)
+              break
+            }
+            users.push(...page.body)
+            if (page.body.length < 1000) break
+            after = page.body.at(-1).id
+          }
+          const now = new Date()
+          const expectedUsers = rebuild.queries
+            .listUsers({ skip: 0, limit: 1_000_000 })
+            .map((u) => toUserResponse(u, now))
+          const usersDiffer = firstDifference(users, expectedUsers)
+          if (usersDiffer) problems.push(`users: ${usersDiffer}`)
+          for (const session of sampled) {
+            const sid = Number(
+              JSON.parse(Buffer.from(session.access.split('.')[1] as string, 'base64url').toString()).sid,
+            )
+            const mine = await call(node.index, 'GET', '/auth/sessions', {
+              token: session.access,
+              position: head,
+            })
+            if (mine.status !== 200) {
+              problems.push(`GET /auth/sessions of user ${session.user.id}: ${mine.status}`)
+              continue
+            }
+            const sessionsDiffer = firstDifference(
+              mine.body,
+              rebuild.queries
+                .activeSessions(session.user.id, new Date())
+                .map((s) => toSessionResponse(s, sid)),
+            )
+            if (sessionsDiffer) problems.push(`sessions of user ${session.user.id}: ${sessionsDiffer}`)
+            else sessionsCompared += mine.body.length
+            const activity = await call(node.index, 'GET', '/auth/activity?limit=500', {
+              token: session.access,
+              position: head,
+            })
+            const activityDiffer =
+              activity.status !== 200
+                ? `${activity.status}`
+                : firstDifference(activity.body, rebuild.queries.activity(session.user.id, 500))
+            if (activityDiffer) problems.push(`activity of user ${session.user.id}: ${activityDiffer}`)
+            else activityCompared += activity.body.length
+          }
+          served.set(node.index, problems)
+          if (node === nodes[0])
+            log(
+              `instance 0 serves ${users.length} users; sessions and activity of ${sampled.length} users compared`,
+            )
+        }
+        // What it stores, every table row by row, once stopped (a graceful stop writes nothing).
+        await Promise.all(nodes.map((node) => stopServer(node.server, 'SIGTERM')))
+        await rebuild.settle(100)
+        for (const node of nodes) {
+          const problems = served.get(node.index) ?? []
+          const live = join(node.dataDir, 'read-models.db')
+          const { differences, rows } = compareReadModels(live, rebuild.path)
+          // merkle_verified is no projection of the log but the audit's record of the last tree
+          // head it verified (a rebuild keeps it): it must be a head of the rebuilt tree.
+          problems.push(...differences.filter((d) => !d.startsWith('merkle_verified')))
+          const verified = lastVerifiedHead(live)
+          if (verified && rebuild.rootAt(verified.tree_size) !== verified.root_hash)
+            problems.push(
+              `the verified tree head (size ${verified.tree_size}, root ${verified.root_hash.slice(0, 16)}…) is not one of the rebuilt tree (${rebuild.rootAt(verified.tree_size)?.slice(0, 16) ?? 'too small'}…)`,
+            )
+          check(
+            `read models of instance ${node.index} equal a rebuild`,
+            problems.length === 0,
+            problems.length === 0
+              ? `served: ${rebuild.queries.listUsers({ skip: 0, limit: 1_000_000 }).length} users, sessions and activity of ${sampled.length} users equal; stored: ${rows} rows equal at position ${rebuild.position}${verified ? `, verified tree head ${verified.tree_size} a head of the rebuilt tree` : ''}`
+              : `${problems.length} differences: ${problems.slice(0, 4).join(' | ')}`,
+          )
+        }
+        findings.rebuild = { events: rebuild.events, position: rebuild.position.toString() }
+        log(`compared ${sessionsCompared} sessions and ${activityCompared} activity entries in all`)
+      } finally {
+        await rebuild.close()
+      }
+    }
   } catch (error) {
     check('run completed', false, (error as Error).stack ?? String(error))
     for (const node of nodes) log(`instance ${node.index} output:\n${node.server.output().slice(-2000)}`)
@@ -627,7 +969,8 @@ export function formatClusterFindings(f: ClusterFindings): string {
   const lines = [
     `cluster proof: ${f.instances} instances on one PostgreSQL, ${f.seconds} s of load, seed ${f.seed}, ${(f.durationMs / 1000).toFixed(1)} s in all`,
     `load: ${f.load.requests} requests ${JSON.stringify(f.load.byOp)}, ${f.load.registrations} registrations acknowledged; instance ${f.load.killedInstance} SIGKILLed and ready again in ${f.load.restartMs} ms; ${f.load.outageFailures} requests failed during the outage, ${f.load.unavailable} answered 503`,
-    `propagation to the other instances (ms): revoke p50 ${percentile(f.delays.revoke, 50).toFixed(1)} p99 ${percentile(f.delays.revoke, 99).toFixed(1)} (n=${f.delays.revoke.length}); lock p50 ${percentile(f.delays.lock, 50).toFixed(1)} p99 ${percentile(f.delays.lock, 99).toFixed(1)} (n=${f.delays.lock.length})`,
+    `propagation to the other instances (ms): ${DELAY_KINDS.map((k) => `${k} p50 ${percentile(f.delays[k], 50).toFixed(1)} p99 ${percentile(f.delays[k], 99).toFixed(1)} (n=${f.delays[k].length})`).join('; ')}`,
+    `rebuild from the store: ${f.rebuild.events} events to position ${f.rebuild.position}`,
     '',
     `${'check'.padEnd(width)}  result  detail`,
     `${'-'.repeat(width)}  ------  ------`,
