@@ -270,19 +270,26 @@ export function createAuthentication(deps: AuthenticationDeps) {
           await recordFailure(userId, 'second_factor', client)
           throw unauthorized
         }
-        const accepted = await commands.handle(
-          accountStream(userId),
-          accountDecider,
-          {
-            type: 'AcceptSecondFactor',
-            data: {
-              ...(step !== null ? { totp_step: step } : { recovery_index: recoveryIndex }),
-              challenge_revision: challengeRevision,
-              challenge_id: claims.jti,
+        const accepted = await commands
+          .handle(
+            accountStream(userId),
+            accountDecider,
+            {
+              type: 'AcceptSecondFactor',
+              data: {
+                ...(step !== null ? { totp_step: step } : { recovery_index: recoveryIndex }),
+                challenge_revision: challengeRevision,
+                challenge_id: claims.jti,
+              },
             },
-          },
-          { actorId: userId, owner: userId },
-        )
+            { actorId: userId, owner: userId },
+          )
+          .catch(async (error: unknown) => {
+            // The same code used meanwhile (another request, another instance): a wrong code.
+            if (!(error instanceof DomainError && error.code === 'TWO_FACTOR_CODE_INVALID')) throw error
+            await recordFailure(userId, 'second_factor', client)
+            throw unauthorized
+          })
         return startSession(accepted.state as ExistingAccount, accepted.revision ?? 0, ['pwd', 'otp'], client)
       },
       () => true,
