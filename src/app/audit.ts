@@ -7,13 +7,16 @@ import { accountDecider } from '../../domain/account.decider.ts'
 import type { AccountEvent } from '../../domain/account.events.ts'
 import type { Account } from '../../domain/account.ts'
 import { verifyConsistency } from '../../scripts/verify-proof.ts'
+import { type LogBreak, type WalkRange, type WalkResult, walkLog } from '../audit/log-walk.ts'
 import { consistencyProof, inclusionProof, leafHash, rootOf } from '../audit/merkle.ts'
 import type { EventStore, RecordedEvent } from '../eventstore/event-store.ts'
-import { eventHash, GENESIS_HASH, verifyChain } from '../eventstore/hash-chain.ts'
-import type { Leaf, MerkleTree } from '../readstore/merkle-tree.ts'
+import { verifyChain } from '../eventstore/hash-chain.ts'
+import type { MerkleTree } from '../readstore/merkle-tree.ts'
 import type { TokenService } from '../security/access-tokens.ts'
 import type { EventCodec } from './event-codec.ts'
 import { accountStream, sessionStream } from './streams.ts'
+
+export type { LogBreak }
 
 export type AuditEvent = {
   stream: string
@@ -36,24 +39,6 @@ export type TreeHead = { tree_size: number; root_hash: string; issued_at: string
 
 export type CheckpointBreak = { stream: string; revision: number; reason: string }
 
-/**
- * Where the log first disagrees with the chain rules or with the Merkle tree. When the tree no
- * longer extends the head the last verify reached (it was rebuilt from a rewritten log), the
- * break names that head's size and no event.
- */
-export type LogBreak = {
-  stream_id: string | null
-  revision: number | null
-  position: string | null
-  leaf_index: number
-  reason:
-    | 'hash_mismatch'
-    | 'prev_hash_mismatch'
-    | 'differs_from_tree'
-    | 'missing_events'
-    | 'tree_differs_from_verified_head'
-}
-
 export type InclusionProof = {
   leaf_index: number
   tree_size: number
@@ -61,14 +46,12 @@ export type InclusionProof = {
   audit_path: string[]
 }
 
-/** Events read at a time by a verify; it gives the event loop a turn every few milliseconds. */
-const VERIFY_BATCH = 100
+/** A verify on the loop gives it a turn every few milliseconds. */
 const VERIFY_SLICE_MS = 4
-/** Stream heads a verify keeps in memory for the chain links (a bound for a million streams). */
-const KEPT_HEADS = 100_000
+/** Longer walks run in a worker when the runtime offers one (its start costs ~100 ms). */
+const OFF_LOOP_ABOVE = 20_000
 
 const hex = (buffer: Buffer): string => buffer.toString('hex')
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 function isTreeHead(value: unknown): value is TreeHead {
   const v = value as TreeHead
@@ -116,6 +99,10 @@ export function createAudit(deps: {
   tree: MerkleTree
   sessionIdsOf: (userId: number) => Promise<number[]> | number[]
   now: () => Date
+  /** Runs a verify's walk off the service's event loop (a worker with its own connections). */
+  walkOffLoop?: (range: WalkRange) => Promise<WalkResult>
+  /** Walks longer than this many events go off the loop (default OFF_LOOP_ABOVE). */
+  offLoopAbove?: number
 }) {
   const { store, codec, tokens, tree } = deps
 
@@ -214,8 +201,8 @@ export function createAudit(deps: {
      * Walks the log in global order against the Merkle tree and each stream's hash chain: every
      * event hashes to its stored hash, links to its stream's previous event, and is the leaf the
      * tree holds at its index; no leaf of the tree is missing from the log. By default only the
-     * events after the last verified tree head; `full` from the first event. Runs in slices that
-     * give the event loop a turn, so the service keeps answering.
+     * events after the last verified tree head; `full` from the first event. Never holds the
+     * event loop for long: a worker walks long ranges, short ones run in slices.
      */
     async verify(options: { full?: boolean } = {}): Promise<{
       ok: boolean
@@ -233,78 +220,14 @@ export function createAudit(deps: {
       // A tree that no longer extends the last verified head is a finding; the walk then starts
       // from the first event, to find whatever else differs.
       const start = options.full || !extendsVerified || verified === null ? 0 : verified.size
-      let from = start === 0 ? 0n : (tree.leafAt(start - 1)?.position ?? 0n)
-      let index = start
-      let streams_checked = 0
-      let first_broken: LogBreak | null = null
-      // Each stream's last hash seen in this walk, for the chain links; older ones from the log.
-      const heads = new Map<string, { revision: number; hash: string }>()
-      const previousHash = async (event: RecordedEvent): Promise<string | undefined> => {
-        const head = heads.get(event.stream_id)
-        if (head?.revision === event.revision - 1) return head.hash
-        const [previous] = await store.readStream(event.stream_id, { fromRevision: event.revision - 1 })
-        return previous?.revision === event.revision - 1 ? previous.metadata.hash : undefined
-      }
-      /** A leaf of the tree whose event is no longer in the log. */
-      const missing = (leaf: Leaf): LogBreak => ({
-        stream_id: leaf.streamId,
-        revision: leaf.revision,
-        position: String(leaf.position),
-        leaf_index: leaf.leafIndex,
-        reason: 'missing_events',
-      })
-      const at = (e: RecordedEvent, reason: LogBreak['reason']): LogBreak => ({
-        stream_id: e.stream_id,
-        revision: e.revision,
-        position: String(e.position),
-        leaf_index: index,
-        reason,
-      })
-      let sliceStarted = performance.now()
-      while (index < size && !first_broken) {
-        const batch = await store.readAll({ fromPosition: from, limit: VERIFY_BATCH })
-        const leaves = tree.leaves(index, batch.length)
-        for (const [i, event] of batch.entries()) {
-          if (index >= size) break
-          const leaf = leaves[i]
-          if (leaf && leaf.position < event.position) {
-            first_broken = missing(leaf)
-            break
-          }
-          if (
-            !leaf ||
-            leaf.position !== event.position ||
-            leaf.streamId !== event.stream_id ||
-            leaf.revision !== event.revision ||
-            leaf.eventHash !== event.metadata.hash
-          ) {
-            first_broken = at(event, 'differs_from_tree')
-            break
-          }
-          const { hash, ...rest } = event.metadata
-          if (eventHash({ ...event, metadata: rest }) !== hash) {
-            first_broken = at(event, 'hash_mismatch')
-            break
-          }
-          const previous = event.revision === 0 ? GENESIS_HASH : await previousHash(event)
-          if (event.metadata.prev_hash !== previous) {
-            first_broken = at(event, 'prev_hash_mismatch')
-            break
-          }
-          if (event.revision === 0) streams_checked++
-          heads.delete(event.stream_id)
-          if (heads.size >= KEPT_HEADS) heads.delete(heads.keys().next().value as string)
-          heads.set(event.stream_id, { revision: event.revision, hash })
-          index++
-          // The store's reads are synchronous behind promises: only a macrotask lets others in.
-          if (performance.now() - sliceStarted > VERIFY_SLICE_MS) {
-            await yieldToLoop()
-            sliceStarted = performance.now()
-          }
-        }
-        if (batch.length === 0 && index < size && !first_broken) first_broken = missing(tree.leafAt(index)!)
-        if (batch.length > 0) from = batch[batch.length - 1].position
-      }
+      const range = { start, size }
+      // Long walks go off the loop when the runtime offers it; short ones run here in slices.
+      const walk =
+        deps.walkOffLoop && size - start > (deps.offLoopAbove ?? OFF_LOOP_ABOVE)
+          ? await deps.walkOffLoop(range)
+          : await walkLog({ store, tree }, range, VERIFY_SLICE_MS)
+      let { first_broken } = walk
+      const index = start + walk.checked
       if (!first_broken && !extendsVerified && verified) {
         first_broken = {
           stream_id: null,
@@ -317,8 +240,8 @@ export function createAudit(deps: {
       if (!first_broken) tree.markVerified(index, hex(rootOf(index, tree.subtree())))
       return {
         ok: first_broken === null,
-        streams_checked,
-        events_checked: index - start,
+        streams_checked: walk.streams_checked,
+        events_checked: walk.checked,
         tree_size: size,
         from_leaf: start,
         first_broken,

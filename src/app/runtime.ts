@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type pg from 'pg'
 import { projections } from '../../projections/index.ts'
+import { walkInWorker } from '../audit/verify-off-loop.ts'
 import { type Config, ConfigError } from '../config.ts'
 import type { EventStore } from '../eventstore/event-store.ts'
 import type { PostgresEventStore } from '../eventstore/postgres-event-store.ts'
@@ -33,7 +34,7 @@ import { createPasswordReset } from './password-reset.ts'
 import { createPostgresLoginThrottle } from './postgres-login-throttle.ts'
 import { createRosterLock } from './roster-lock.ts'
 import { checkSettingFingerprints, storeIdentity } from './settings-fingerprint.ts'
-import { dataKeyOwner } from './streams.ts'
+import { accountIdOf, dataKeyOwner } from './streams.ts'
 import { createTwoFactor } from './two-factor.ts'
 import {
   createPostgresClaimIndex,
@@ -68,7 +69,9 @@ async function openClaimIndex(config: Config, store: EventStore, now: () => Date
   }
 }
 
-export async function openEventStore(config: Config): Promise<EventStore> {
+export type EventStoreSettings = Pick<Config, 'dataDir' | 'eventStoreUrl' | 'sqliteSynchronous'>
+
+export async function openEventStore(config: EventStoreSettings): Promise<EventStore> {
   if (!config.eventStoreUrl) {
     return openSqliteEventStore(join(config.dataDir, 'events.db'), { synchronous: config.sqliteSynchronous })
   }
@@ -132,7 +135,13 @@ export async function openDataKeys(
 
 export async function openRuntime(
   config: Config,
-  options: { now?: () => Date; passwords?: PasswordHasher; log?: Logger } = {},
+  options: {
+    now?: () => Date
+    passwords?: PasswordHasher
+    log?: Logger
+    /** Verify walks longer than this many events run in a worker (tests lower it). */
+    verifyOffLoopAbove?: number
+  } = {},
 ) {
   const now = options.now ?? (() => new Date())
   // The token check reads the clock on every request: milliseconds, without a Date each time.
@@ -168,8 +177,8 @@ export async function openRuntime(
   // Erasure: the data key goes as soon as the deletion is projected (also on replays and
   // on instances that only follow the store).
   runner.onApplied((event) => {
-    if (event.type === 'AccountDeleted')
-      dataKeys.destroy(dataKeyOwner(Number(event.stream_id.slice('user-'.length))))
+    const userId = event.type === 'AccountDeleted' ? accountIdOf(event.stream_id) : null
+    if (userId !== null) dataKeys.destroy(dataKeyOwner(userId))
   })
   await runner.start()
   const queries = createQueries(readStore.db)
@@ -206,8 +215,8 @@ export async function openRuntime(
   const afterAnswer = createAfterAnswer(log)
   // An admin's unlock lifts the throttle of every client on that account: an admin can always recover.
   runner.onApplied((event) => {
-    if (event.type !== 'AccountUnlocked') return
-    const user = queries.userById(Number(event.stream_id.slice('user-'.length)))
+    const userId = event.type === 'AccountUnlocked' ? accountIdOf(event.stream_id) : null
+    const user = userId === null ? undefined : queries.userById(userId)
     if (!user) return
     throttle.forgetUsername(user.username).catch((error: unknown) => {
       log.error('lifting the login throttle failed', { error: (error as Error).message })
@@ -264,6 +273,8 @@ export async function openRuntime(
     tree: readStore.tree,
     sessionIdsOf: queries.sessionIdsOf,
     now,
+    walkOffLoop: (range) => walkInWorker(config, range),
+    offLoopAbove: options.verifyOffLoopAbove,
   })
   const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log })
   const twoFactor = createTwoFactor({ commands, runner, issuer: config.jwtIssuer, now })

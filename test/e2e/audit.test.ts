@@ -216,8 +216,8 @@ function referenceRoot(eventHashes: string[]): string {
 const payloadOf = (jws: string) => JSON.parse(Buffer.from(jws.split('.')[1], 'base64url').toString())
 
 /** A server with an admin, a victim with a few events, and a bystander. */
-async function auditedServer() {
-  const server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP })
+async function auditedServer(options: { verifyOffLoopAbove?: number } = {}) {
+  const server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP }, undefined, options)
   const t = {
     server,
     dataDir: server.dataDir,
@@ -271,7 +271,7 @@ async function auditedServer() {
       } finally {
         db.close()
       }
-      t.server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP }, t.dataDir)
+      t.server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP }, t.dataDir, options)
       t.request = api(t.server.url)
       t.admin.token = await adminLogin(t.request, t.admin.user)
     },
@@ -632,5 +632,42 @@ describe('tampering with the log is caught, at the first position that differs',
       position: String(a.position),
       reason: 'differs_from_tree',
     })
+  })
+})
+
+describe('a long verify runs in a worker thread, with the same findings', () => {
+  it('walks every event there, then finds a rewrite at the same place as on the loop', async () => {
+    const onLoop = await auditedServer()
+    const inWorker = await auditedServer({ verifyOffLoopAbove: 0 })
+    try {
+      const loopReply = (await onLoop.verify(true)).body
+      const workerReply = (await inWorker.verify(true)).body
+      expect(workerReply).toMatchObject({ ok: true, from_leaf: 0, first_broken: null })
+      expect(workerReply.events_checked).toBe(workerReply.tree_size)
+      expect(workerReply.streams_checked).toBe(loopReply.streams_checked)
+
+      const stream = `user-${inWorker.bystanderId}`
+      const position = String((await inWorker.runtime.store.readStream(stream))[0].position)
+      await inWorker.server.stop()
+      rewriteStoredEvent(
+        inWorker.dataDir,
+        stream,
+        'AccountRegistered',
+        '"role":"user"',
+        '"role":"admin"',
+        false,
+      )
+      await inWorker.tamper(() => {})
+      expect((await inWorker.verify(true)).body.first_broken).toEqual({
+        stream_id: stream,
+        revision: 0,
+        position,
+        leaf_index: expect.any(Number),
+        reason: 'hash_mismatch',
+      })
+    } finally {
+      await onLoop.close()
+      await inWorker.close()
+    }
   })
 })

@@ -21,7 +21,7 @@ export type TestServer = {
 export async function startServer(
   env: Record<string, string> = {},
   dataDir = tempDataDir(),
-  options: { now?: () => Date; log?: Logger } = {},
+  options: { now?: () => Date; log?: Logger; verifyOffLoopAbove?: number } = {},
 ): Promise<TestServer> {
   const config = loadConfig({ RATE_LIMIT_PER_MINUTE: '0', ...env, DATA_DIR: dataDir, PORT: '0' })
   const runtime = await openRuntime(config, options)
