@@ -72,6 +72,16 @@ describe('startup refuses bad input clearly', () => {
     expect(stderr).toMatch(/127\.0\.0\.1:1/)
   })
 
+  it('an unreachable PostgreSQL: names it without its password', () => {
+    const { status, stderr } = start({
+      DATA_DIR: tempDataDir(),
+      EVENT_STORE_URL: 'postgres://auth:s3cret-password@127.0.0.1:1/auth',
+    })
+    expect(status).toBe(1)
+    expect(stderr).toMatch(/PostgreSQL at .*127\.0\.0\.1:1.* is unreachable/)
+    expect(stderr).not.toContain('s3cret-password')
+  })
+
   it('a bad configuration value', () => {
     const { status, stderr } = start({ DATA_DIR: tempDataDir(), RATE_LIMIT_PER_MINUTE: 'lots' })
     expect(status).toBe(1)
