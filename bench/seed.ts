@@ -55,8 +55,8 @@ import { createTableClaimIndex, createUniqueClaims } from '../src/app/unique-cla
 import { loadConfig } from '../src/config.ts'
 import { openOwnedDatabase } from '../src/eventstore/sqlite-event-store.ts'
 import { openDataKeyStore } from '../src/security/data-keys.ts'
+import { newOpaqueToken } from '../src/security/opaque-tokens.ts'
 import { createPasswordHasher } from '../src/security/passwords.ts'
-import { newOpaqueToken } from '../src/security/refresh-tokens.ts'
 import { loadOrCreateSecret } from '../src/security/secrets.ts'
 
 /** The password of every seeded user. */

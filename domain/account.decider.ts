@@ -24,16 +24,12 @@ export type AccountCommand =
   | { type: 'Deactivate'; data: Record<string, never> }
   | { type: 'Activate'; data: Record<string, never> }
   | { type: 'ChangeRole'; data: { role: Role } }
+  /** `verified_at_revision`: the revision whose password hash the current password was checked against. */
+  | { type: 'ChangeEmail'; data: { email: string; email_key: string; verified_at_revision: number } }
+  | { type: 'ChangeFullName'; data: { full_name: string | null } }
   | {
-      type: 'UpdateProfile'
-      data: {
-        email?: { email: string; email_key: string }
-        full_name?: string | null
-        password_hash?: string
-        current_session_id: number | null
-        /** The revision whose password the current password was checked against. */
-        verified_at_revision: number
-      }
+      type: 'ChangePassword'
+      data: { password_hash: string; current_session_id: number | null; verified_at_revision: number }
     }
   /** Replaces `previous_hash` only: a rehash racing a password change must not undo it. */
   | { type: 'RehashPassword'; data: { password_hash: string; previous_hash: string } }
@@ -44,6 +40,7 @@ export type AccountCommand =
       data: ({ totp_step: number } | { recovery_index: number }) & {
         challenge_revision: number
         challenge_id: string
+        now: number
       }
     }
   | { type: 'DisableTotp'; data: Record<string, never> }
@@ -53,6 +50,8 @@ export type AccountCommand =
 
 export const invalidChallenge = (): DomainError =>
   new DomainError('INVALID_CREDENTIALS', 'Invalid challenge token')
+export const invalidResetToken = (): DomainError =>
+  new DomainError('RESET_TOKEN_INVALID', 'Invalid or expired reset token')
 
 function existing(state: Account): ExistingAccount {
   if (state.status === 'none' || state.status === 'erased') {
@@ -65,7 +64,8 @@ function revokeAll(reason: SessionsRevoked['data']['reason'], except: number | n
   return { type: 'SessionsRevoked', data: { reason, except_session_id: except } }
 }
 
-function assertNotLocked(account: ExistingAccount, now: number): void {
+/** Refuses a locked account, with the seconds left; checked before any password hash is spent. */
+export function assertNotLocked(account: ExistingAccount, now: number): void {
   if (!isLockedAt(account, now)) return
   const until = account.lock?.until
   const retryAfterSeconds = until ? Math.max(1, Math.ceil((Date.parse(until) - now) / 1000)) : undefined
@@ -116,31 +116,46 @@ function recordSuccessfulLogin(
   return needsClearing ? [{ type: 'FailedLoginsCleared', data: {} }] : []
 }
 
-function updateProfile(
-  command: Extract<AccountCommand, { type: 'UpdateProfile' }>,
+/** Email and password changes were allowed by the current password: refused if it changed since. */
+function assertCurrentPasswordStillValid(account: ExistingAccount, verifiedAtRevision: number): void {
+  if (authenticationVoidedSince(account, verifiedAtRevision)) {
+    throw new DomainError('INVALID_CREDENTIALS', 'Current password is incorrect')
+  }
+}
+
+function changeEmail(
+  command: Extract<AccountCommand, { type: 'ChangeEmail' }>,
   state: Account,
 ): AccountEvent[] {
   const account = existing(state)
-  const { email, full_name, password_hash, current_session_id, verified_at_revision } = command.data
-  // Email and password changes were allowed by the current password: refused if it changed since.
-  if ((email || password_hash) && authenticationVoidedSince(account, verified_at_revision)) {
-    throw new DomainError('INVALID_CREDENTIALS', 'Current password is incorrect')
+  const { email, email_key, verified_at_revision } = command.data
+  assertCurrentPasswordStillValid(account, verified_at_revision)
+  if (email_key === account.emailKey) return []
+  return [{ type: 'EmailChanged', data: { email, email_key, previous_email_key: account.emailKey } }]
+}
+
+function changePassword(
+  command: Extract<AccountCommand, { type: 'ChangePassword' }>,
+  state: Account,
+): AccountEvent[] {
+  const account = existing(state)
+  const { password_hash, current_session_id, verified_at_revision } = command.data
+  assertCurrentPasswordStillValid(account, verified_at_revision)
+  return [
+    { type: 'PasswordChanged', data: { password_hash, reason: 'user' } },
+    revokeAll('password_changed', current_session_id),
+  ]
+}
+
+/** The secret of the enrolment awaiting confirmation; refuses when 2FA is on or no enrolment started. */
+export function pendingTotpSecret(account: ExistingAccount): string {
+  if (isTotpEnabled(account)) {
+    throw new DomainError('TWO_FACTOR_ALREADY_ENABLED', 'Two-factor authentication is already enabled')
   }
-  const events: AccountEvent[] = []
-  if (email && email.email_key !== account.emailKey) {
-    events.push({
-      type: 'EmailChanged',
-      data: { email: email.email, email_key: email.email_key, previous_email_key: account.emailKey },
-    })
+  if (!account.totp.pendingSecret) {
+    throw new DomainError('TWO_FACTOR_NOT_STARTED', 'Start enrolment with /auth/generate-2fa-code first')
   }
-  if (full_name !== undefined && full_name !== account.fullName) {
-    events.push({ type: 'FullNameChanged', data: { full_name } })
-  }
-  if (password_hash) {
-    events.push({ type: 'PasswordChanged', data: { password_hash, reason: 'user' } })
-    events.push(revokeAll('password_changed', current_session_id))
-  }
-  return events
+  return account.totp.pendingSecret
 }
 
 function acceptSecondFactor(
@@ -150,8 +165,8 @@ function acceptSecondFactor(
   const account = existing(state)
   if (!isTotpEnabled(account))
     throw new DomainError('TWO_FACTOR_NOT_ENABLED', 'Two-factor authentication is not enabled')
-  const { challenge_revision, challenge_id } = command.data
-  if (authenticationVoidedSince(account, challenge_revision)) throw invalidChallenge()
+  const { challenge_revision, challenge_id, now } = command.data
+  assertCanLogIn(account, now, challenge_revision, invalidChallenge().message)
   if (account.totp.usedChallenges.includes(challenge_id)) throw invalidChallenge()
   const events: AccountEvent[] = []
   if ('totp_step' in command.data) {
@@ -172,15 +187,20 @@ function acceptSecondFactor(
   return events
 }
 
+/** The account a reset token (by its hash) may set a new password for now. */
+export function assertResetTokenUsable(state: Account, tokenHash: string, now: number): ExistingAccount {
+  if (state.status === 'none' || state.status === 'erased') throw invalidResetToken()
+  const token = state.resetTokens.find((t) => t.hash === tokenHash)
+  if (!token || token.used || Date.parse(token.expiresAt) <= now) throw invalidResetToken()
+  return state
+}
+
 function completePasswordReset(
   command: Extract<AccountCommand, { type: 'CompletePasswordReset' }>,
   state: Account,
 ): AccountEvent[] {
-  const invalid = new DomainError('RESET_TOKEN_INVALID', 'Invalid or expired reset token')
-  if (state.status === 'none' || state.status === 'erased') throw invalid
   const { token_hash, password_hash, now } = command.data
-  const token = state.resetTokens.find((t) => t.hash === token_hash)
-  if (!token || token.used || Date.parse(token.expiresAt) <= now) throw invalid
+  assertResetTokenUsable(state, token_hash, now)
   return [
     { type: 'PasswordResetCompleted', data: { token_hash } },
     { type: 'PasswordChanged', data: { password_hash, reason: 'reset' } },
@@ -217,8 +237,14 @@ export function decideAccount(command: AccountCommand, state: Account): AccountE
         revokeAll('role_changed'),
       ]
     }
-    case 'UpdateProfile':
-      return updateProfile(command, state)
+    case 'ChangeEmail':
+      return changeEmail(command, state)
+    case 'ChangeFullName': {
+      const { full_name } = command.data
+      return existing(state).fullName === full_name ? [] : [{ type: 'FullNameChanged', data: { full_name } }]
+    }
+    case 'ChangePassword':
+      return changePassword(command, state)
     case 'RehashPassword':
       if (existing(state).passwordHash !== command.data.previous_hash) return []
       return [
@@ -229,16 +255,9 @@ export function decideAccount(command: AccountCommand, state: Account): AccountE
         throw new DomainError('TWO_FACTOR_ALREADY_ENABLED', 'Two-factor authentication is already enabled')
       }
       return [{ type: 'TotpEnrollmentStarted', data: { secret: command.data.secret } }]
-    case 'EnableTotp': {
-      const account = existing(state)
-      if (isTotpEnabled(account)) {
-        throw new DomainError('TWO_FACTOR_ALREADY_ENABLED', 'Two-factor authentication is already enabled')
-      }
-      if (!account.totp.pendingSecret) {
-        throw new DomainError('TWO_FACTOR_NOT_STARTED', 'Start enrolment with /auth/generate-2fa-code first')
-      }
+    case 'EnableTotp':
+      pendingTotpSecret(existing(state))
       return [{ type: 'TotpEnabled', data: command.data }]
-    }
     case 'AcceptSecondFactor':
       return acceptSecondFactor(command, state)
     case 'DisableTotp':

@@ -1,4 +1,4 @@
-import type { Event, Role } from './event.ts'
+import type { Event, Role, TextFieldDeclarations } from './event.ts'
 
 export type AccountRegistered = Event<
   'AccountRegistered',
@@ -78,25 +78,38 @@ export type AccountEvent =
   | PasswordResetCompleted
   | AccountDeleted
 
-export const ACCOUNT_EVENT_TYPES: ReadonlySet<string> = new Set<AccountEvent['type']>([
-  'AccountRegistered',
-  'LoginFailed',
-  'FailedLoginsCleared',
-  'AccountLocked',
-  'AccountUnlocked',
-  'AccountDeactivated',
-  'AccountActivated',
-  'RoleChanged',
-  'EmailChanged',
-  'FullNameChanged',
-  'PasswordChanged',
-  'SessionsRevoked',
-  'TotpEnrollmentStarted',
-  'TotpEnabled',
-  'TotpDisabled',
-  'TotpCodeAccepted',
-  'RecoveryCodeUsed',
-  'PasswordResetRequested',
-  'PasswordResetCompleted',
-  'AccountDeleted',
-])
+/**
+ * Every text field of every account event, personal or not. The HMAC keys of the username and
+ * email are personal too: with the uniqueness secret, a key lets anyone test a guess of the value.
+ */
+export const ACCOUNT_EVENT_FIELDS = {
+  AccountRegistered: {
+    username: 'personal',
+    email: 'personal',
+    full_name: 'personal',
+    company_name: 'safe',
+    role: 'safe',
+    password_hash: 'personal',
+    username_key: 'personal',
+    email_key: 'personal',
+  },
+  LoginFailed: { reason: 'safe', ip_address: 'personal', user_agent: 'personal' },
+  FailedLoginsCleared: {},
+  AccountLocked: { reason: 'safe', note: 'safe', until: 'safe' },
+  AccountUnlocked: {},
+  AccountDeactivated: {},
+  AccountActivated: {},
+  RoleChanged: { role: 'safe', previous_role: 'safe' },
+  EmailChanged: { email: 'personal', email_key: 'personal', previous_email_key: 'personal' },
+  FullNameChanged: { full_name: 'personal' },
+  PasswordChanged: { password_hash: 'personal', reason: 'safe' },
+  SessionsRevoked: { reason: 'safe' },
+  TotpEnrollmentStarted: { secret: 'personal' },
+  TotpEnabled: { recovery_code_hashes: 'safe' },
+  TotpDisabled: {},
+  TotpCodeAccepted: { challenge_id: 'safe' },
+  RecoveryCodeUsed: { challenge_id: 'safe' },
+  PasswordResetRequested: { token_hash: 'safe', expires_at: 'safe' },
+  PasswordResetCompleted: { token_hash: 'safe' },
+  AccountDeleted: { username_key: 'personal', email_key: 'personal' },
+} as const satisfies TextFieldDeclarations<AccountEvent>

@@ -76,6 +76,11 @@ export function isLockedByAdminAt(account: ExistingAccount, nowMs: number): bool
   return account.lock?.reason === 'admin' && isLockedAt(account, nowMs)
 }
 
+/** Whether the account may administer others: an active admin that no admin has locked. */
+export function holdsAdminPower(account: Account, nowMs: number): boolean {
+  return account.status === 'active' && account.role === 'admin' && !isLockedByAdminAt(account, nowMs)
+}
+
 export function isTotpEnabled(account: ExistingAccount): boolean {
   return account.totp.secret !== null
 }
@@ -138,6 +143,20 @@ export function isSessionRevokedByAccount(
   startedAtRevision: number,
 ): boolean {
   return account.sessionRevocations.some((r) => startedAtRevision < r.revision && r.except !== sessionId)
+}
+
+/** Whether a session may still be refreshed: an active account, no admin's lock, not revoked by it. */
+export function maySessionContinue(
+  account: ExistingAccount,
+  sessionId: number,
+  startedAtRevision: number,
+  nowMs: number,
+): boolean {
+  return (
+    account.status === 'active' &&
+    !isLockedByAdminAt(account, nowMs) &&
+    !isSessionRevokedByAccount(account, sessionId, startedAtRevision)
+  )
 }
 
 function applyToExisting(

@@ -1,5 +1,6 @@
 // Rules a new password must meet (API.md "Account rules"); the message is shown to the user as is.
 import { commonPasswords } from './common-passwords.ts'
+import { DomainError } from './errors.ts'
 
 export const passwordMinLength = 8
 export const passwordMaxLength = 128
@@ -17,6 +18,12 @@ export function passwordProblem(password: string, ctx: PasswordContext): string 
     return 'Password must not be the email address'
   }
   return null
+}
+
+/** Refuses a new password that breaks a rule, with that rule's message. */
+export function assertPasswordAllowed(password: string, ctx: PasswordContext): void {
+  const problem = passwordProblem(password, ctx)
+  if (problem) throw new DomainError('WEAK_PASSWORD', problem)
 }
 
 function isEmailOrLocalPart(folded: string, email: string): boolean {

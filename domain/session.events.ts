@@ -1,4 +1,4 @@
-import type { Event } from './event.ts'
+import type { Event, TextFieldDeclarations } from './event.ts'
 
 export type SessionStarted = Event<
   'SessionStarted',
@@ -35,8 +35,16 @@ export type SessionRevoked = Event<
 
 export type SessionEvent = SessionStarted | SessionRefreshed | SessionRevoked
 
-export const SESSION_EVENT_TYPES: ReadonlySet<string> = new Set<SessionEvent['type']>([
-  'SessionStarted',
-  'SessionRefreshed',
-  'SessionRevoked',
-])
+/** Every text field of every session event, personal or not. */
+export const SESSION_EVENT_FIELDS = {
+  SessionStarted: {
+    amr: 'safe',
+    refresh_token_hash: 'safe',
+    expires_at: 'safe',
+    ends_at: 'safe',
+    ip_address: 'personal',
+    user_agent: 'personal',
+  },
+  SessionRefreshed: { refresh_token_hash: 'safe', expires_at: 'safe', refreshed_at: 'safe' },
+  SessionRevoked: { reason: 'safe' },
+} as const satisfies TextFieldDeclarations<SessionEvent>

@@ -1,47 +1,38 @@
-import type { RecordedEvent } from '../src/eventstore/event-store.ts'
-import type { Projection } from './projection.ts'
-import { str } from './projection.ts'
-
 /** Each user's own security history, as `/auth/activity` shows it. */
-function activityType(event: RecordedEvent): string | null {
-  const d = event.data
-  switch (event.type) {
-    case 'SessionStarted':
-      return 'login'
-    case 'LoginFailed':
-      return 'login_failed'
-    case 'TotpEnabled':
-      return '2fa_enabled'
-    case 'TotpDisabled':
-      return '2fa_disabled'
-    case 'RecoveryCodeUsed':
-      return 'recovery_code_used'
-    case 'PasswordChanged':
-      return d.reason === 'rehash' ? null : d.reason === 'reset' ? 'password_reset' : 'password_changed'
-    case 'PasswordResetRequested':
-      return 'password_reset_requested'
-    case 'EmailChanged':
-      return 'email_changed'
-    case 'SessionRevoked':
-      return d.reason === 'refresh_token_reuse' ? 'refresh_token_reuse' : 'session_revoked'
-    case 'SessionsRevoked':
-      return 'sessions_revoked'
-    case 'AccountLocked':
-      return 'locked'
-    case 'AccountUnlocked':
-      return 'unlocked'
-    case 'AccountDeactivated':
-      return 'deactivated'
-    case 'AccountActivated':
-      return 'activated'
-    case 'RoleChanged':
-      return 'role_changed'
-    default:
-      return null
-  }
+import type { AccountEvent } from '../domain/account.events.ts'
+import type { DomainEvent } from '../domain/events.ts'
+import type { Recorded } from '../src/eventstore/event-store.ts'
+import { accountOf, type Projection, projectionOf, type ReadModelWriter, sessionOf } from './projection.ts'
+
+type Client = { ip_address: string | null; user_agent: string | null }
+
+function insert(
+  db: ReadModelWriter,
+  event: Recorded<DomainEvent>,
+  type: string,
+  userId: number,
+  sessionId: number | null,
+  client?: Client,
+): void {
+  db.run(
+    `INSERT OR IGNORE INTO activity (position, user_id, type, occurred_at, ip_address, user_agent, session_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    event.position,
+    userId,
+    type,
+    event.metadata.occurred_at,
+    client?.ip_address ?? null,
+    client?.user_agent ?? null,
+    sessionId,
+  )
 }
 
-export const activityProjection: Projection = {
+const accountActivity =
+  (type: string) =>
+  (event: Recorded<AccountEvent>, db: ReadModelWriter): void =>
+    insert(db, event, type, accountOf(event), null)
+
+export const activityProjection: Projection = projectionOf({
   name: 'activity',
   tables: ['activity'],
   schema: `
@@ -56,45 +47,30 @@ export const activityProjection: Projection = {
     );
     CREATE INDEX IF NOT EXISTS activity_user ON activity (user_id, position);
   `,
-  handles: new Set([
-    'SessionStarted',
-    'LoginFailed',
-    'TotpEnabled',
-    'TotpDisabled',
-    'RecoveryCodeUsed',
-    'PasswordChanged',
-    'PasswordResetRequested',
-    'EmailChanged',
-    'SessionRevoked',
-    'SessionsRevoked',
-    'AccountLocked',
-    'AccountUnlocked',
-    'AccountDeactivated',
-    'AccountActivated',
-    'RoleChanged',
-    'AccountDeleted',
-  ]),
-  apply(event, db) {
-    const isSessionEvent = event.stream_id.startsWith('session-')
-    const userId = isSessionEvent
-      ? (event.data.user_id as number)
-      : Number(event.stream_id.slice('user-'.length))
-    if (event.type === 'AccountDeleted') {
-      db.run('DELETE FROM activity WHERE user_id = ?', userId)
-      return
-    }
-    const type = activityType(event)
-    if (!type) return
-    db.run(
-      `INSERT OR IGNORE INTO activity (position, user_id, type, occurred_at, ip_address, user_agent, session_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      event.position,
-      userId,
-      type,
-      event.metadata.occurred_at,
-      str(event.data.ip_address),
-      str(event.data.user_agent),
-      isSessionEvent ? Number(event.stream_id.slice('session-'.length)) : null,
-    )
+  on: {
+    SessionStarted: (event, db) =>
+      insert(db, event, 'login', event.data.user_id, sessionOf(event), event.data),
+    LoginFailed: (event, db) => insert(db, event, 'login_failed', accountOf(event), null, event.data),
+    TotpEnabled: accountActivity('2fa_enabled'),
+    TotpDisabled: accountActivity('2fa_disabled'),
+    RecoveryCodeUsed: accountActivity('recovery_code_used'),
+    PasswordChanged(event, db) {
+      if (event.data.reason === 'rehash') return
+      const type = event.data.reason === 'reset' ? 'password_reset' : 'password_changed'
+      insert(db, event, type, accountOf(event), null)
+    },
+    PasswordResetRequested: accountActivity('password_reset_requested'),
+    EmailChanged: accountActivity('email_changed'),
+    SessionRevoked(event, db) {
+      const type = event.data.reason === 'refresh_token_reuse' ? 'refresh_token_reuse' : 'session_revoked'
+      insert(db, event, type, event.data.user_id, sessionOf(event))
+    },
+    SessionsRevoked: accountActivity('sessions_revoked'),
+    AccountLocked: accountActivity('locked'),
+    AccountUnlocked: accountActivity('unlocked'),
+    AccountDeactivated: accountActivity('deactivated'),
+    AccountActivated: accountActivity('activated'),
+    RoleChanged: accountActivity('role_changed'),
+    AccountDeleted: (event, db) => db.run('DELETE FROM activity WHERE user_id = ?', accountOf(event)),
   },
-}
+})

@@ -1,5 +1,9 @@
 /** A projection applies one (decrypted) event to its read-model tables through a narrow writer. */
-import type { RecordedEvent } from '../src/eventstore/event-store.ts'
+import type { AccountEvent } from '../domain/account.events.ts'
+import type { DomainEvent } from '../domain/events.ts'
+import type { SessionEvent } from '../domain/session.events.ts'
+import { accountIdOf, sessionIdOf } from '../src/app/streams.ts'
+import type { Recorded, RecordedEvent } from '../src/eventstore/event-store.ts'
 
 export type SqlValue = string | number | bigint | null
 
@@ -23,4 +27,33 @@ export type Projection = {
   bulkLoad?: { suspend: string; resume: string }
 }
 
-export const str = (value: unknown): string | null => (typeof value === 'string' ? value : null)
+type Handler<E extends DomainEvent> = (event: Recorded<E>, db: ReadModelWriter) => void
+export type Handlers = { [T in DomainEvent['type']]?: Handler<Extract<DomainEvent, { type: T }>> }
+
+/** A projection from one handler per event type: the types it handles are the handlers' names. */
+export function projectionOf(
+  definition: Omit<Projection, 'handles' | 'apply'> & { on: Handlers },
+): Projection {
+  const { on, ...rest } = definition
+  const handlers = on as Record<string, Handler<DomainEvent>>
+  return {
+    ...rest,
+    handles: new Set(Object.keys(on)),
+    // Projections see decoded events only: the codec refused every type it does not know.
+    apply: (event, db) => handlers[event.type](event as Recorded<DomainEvent>, db),
+  }
+}
+
+/** The account an account event belongs to, from its stream's name. */
+export function accountOf(event: Recorded<AccountEvent>): number {
+  const id = accountIdOf(event.stream_id)
+  if (id === null) throw new Error(`${event.type} in ${event.stream_id}, which is no account stream`)
+  return id
+}
+
+/** The session a session event belongs to, from its stream's name. */
+export function sessionOf(event: Recorded<SessionEvent>): number {
+  const id = sessionIdOf(event.stream_id)
+  if (id === null) throw new Error(`${event.type} in ${event.stream_id}, which is no session stream`)
+  return id
+}

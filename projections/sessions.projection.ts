@@ -1,7 +1,6 @@
-import type { Projection } from './projection.ts'
-import { str } from './projection.ts'
+import { accountOf, type Projection, projectionOf, sessionOf } from './projection.ts'
 
-export const sessionsProjection: Projection = {
+export const sessionsProjection: Projection = projectionOf({
   name: 'sessions',
   tables: ['sessions', 'session_revocations', 'session_owners'],
   schema: `
@@ -29,89 +28,71 @@ export const sessionsProjection: Projection = {
       account_revision INTEGER NOT NULL
     );
   `,
-  handles: new Set([
-    'SessionStarted',
-    'SessionRefreshed',
-    'SessionRevoked',
-    'SessionsRevoked',
-    'AccountDeleted',
-  ]),
-  apply(event, db) {
-    const d = event.data
-    const sessionId = Number(event.stream_id.slice('session-'.length))
-    switch (event.type) {
-      case 'SessionStarted': {
-        const revoked = db.get<{ account_revision: number }>(
-          'SELECT account_revision FROM session_revocations WHERE user_id = ?',
-          d.user_id as number,
-        )
-        // Ids only, no personal data: kept after erasure so auditors can still find the history.
-        db.run(
-          'INSERT OR IGNORE INTO session_owners (session_id, user_id) VALUES (?, ?)',
-          sessionId,
-          d.user_id as number,
-        )
-        const coveredByRevocation =
-          revoked !== undefined && (d.account_revision as number) < revoked.account_revision
-        db.run(
-          `INSERT OR IGNORE INTO sessions (id, user_id, amr, created_at, last_used_at, expires_at, ip_address,
-             user_agent, account_revision, revoked_reason, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          sessionId,
-          d.user_id as number,
-          JSON.stringify(d.amr),
-          event.metadata.occurred_at,
-          event.metadata.occurred_at,
-          d.expires_at as string,
-          str(d.ip_address),
-          str(d.user_agent),
-          d.account_revision as number,
-          coveredByRevocation ? 'account' : null,
-          event.revision,
-        )
-        return
-      }
-      case 'SessionRefreshed':
-        db.run(
-          'UPDATE sessions SET last_used_at = ?, expires_at = ?, revision = ? WHERE id = ? AND revision < ?',
-          event.metadata.occurred_at,
-          d.expires_at as string,
-          event.revision,
-          sessionId,
-          event.revision,
-        )
-        return
-      case 'SessionRevoked':
-        db.run(
-          'UPDATE sessions SET revoked_reason = COALESCE(revoked_reason, ?), revision = ? WHERE id = ? AND revision < ?',
-          d.reason as string,
-          event.revision,
-          sessionId,
-          event.revision,
-        )
-        return
-      case 'SessionsRevoked': {
-        const userId = Number(event.stream_id.slice('user-'.length))
-        db.run(
-          `UPDATE sessions SET revoked_reason = ? WHERE user_id = ? AND revoked_reason IS NULL
-             AND account_revision < ? AND id IS NOT ?`,
-          d.reason as string,
-          userId,
-          event.revision,
-          (d.except_session_id as number | null) ?? null,
-        )
-        db.run(
-          `INSERT INTO session_revocations (user_id, account_revision) VALUES (?, ?)
-             ON CONFLICT (user_id) DO UPDATE SET account_revision = excluded.account_revision`,
-          userId,
-          event.revision,
-        )
-        return
-      }
-      case 'AccountDeleted': {
-        const userId = Number(event.stream_id.slice('user-'.length))
-        db.run('DELETE FROM sessions WHERE user_id = ?', userId)
-        return
-      }
-    }
+  on: {
+    SessionStarted(event, db) {
+      const d = event.data
+      const sessionId = sessionOf(event)
+      const revoked = db.get<{ account_revision: number }>(
+        'SELECT account_revision FROM session_revocations WHERE user_id = ?',
+        d.user_id,
+      )
+      // Ids only, no personal data: kept after erasure so auditors can still find the history.
+      db.run('INSERT OR IGNORE INTO session_owners (session_id, user_id) VALUES (?, ?)', sessionId, d.user_id)
+      const coveredByRevocation = revoked !== undefined && d.account_revision < revoked.account_revision
+      db.run(
+        `INSERT OR IGNORE INTO sessions (id, user_id, amr, created_at, last_used_at, expires_at, ip_address,
+           user_agent, account_revision, revoked_reason, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        sessionId,
+        d.user_id,
+        JSON.stringify(d.amr),
+        event.metadata.occurred_at,
+        event.metadata.occurred_at,
+        d.expires_at,
+        d.ip_address ?? null,
+        d.user_agent ?? null,
+        d.account_revision,
+        coveredByRevocation ? 'account' : null,
+        event.revision,
+      )
+    },
+    SessionRefreshed(event, db) {
+      db.run(
+        'UPDATE sessions SET last_used_at = ?, expires_at = ?, revision = ? WHERE id = ? AND revision < ?',
+        event.metadata.occurred_at,
+        event.data.expires_at,
+        event.revision,
+        sessionOf(event),
+        event.revision,
+      )
+    },
+    SessionRevoked(event, db) {
+      db.run(
+        'UPDATE sessions SET revoked_reason = COALESCE(revoked_reason, ?), revision = ? WHERE id = ? AND revision < ?',
+        event.data.reason,
+        event.revision,
+        sessionOf(event),
+        event.revision,
+      )
+    },
+    SessionsRevoked(event, db) {
+      const userId = accountOf(event)
+      db.run(
+        `UPDATE sessions SET revoked_reason = ? WHERE user_id = ? AND revoked_reason IS NULL
+           AND account_revision < ? AND id IS NOT ?`,
+        event.data.reason,
+        userId,
+        event.revision,
+        event.data.except_session_id ?? null,
+      )
+      db.run(
+        `INSERT INTO session_revocations (user_id, account_revision) VALUES (?, ?)
+           ON CONFLICT (user_id) DO UPDATE SET account_revision = excluded.account_revision`,
+        userId,
+        event.revision,
+      )
+    },
+    AccountDeleted(event, db) {
+      db.run('DELETE FROM sessions WHERE user_id = ?', accountOf(event))
+    },
   },
-}
+})

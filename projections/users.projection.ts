@@ -1,7 +1,14 @@
-import type { Projection, ReadModelWriter } from './projection.ts'
-import { str } from './projection.ts'
+import type { AccountEvent } from '../domain/account.events.ts'
+import type { Recorded } from '../src/eventstore/event-store.ts'
+import {
+  accountOf,
+  type Projection,
+  projectionOf,
+  type ReadModelWriter,
+  type SqlValue,
+} from './projection.ts'
 
-const FOREVER = '9999-12-31T23:59:59.999Z'
+export const FOREVER = '9999-12-31T23:59:59.999Z'
 
 /**
  * `users_search` serves `GET /admin/users?q=`: an FTS5 trigram index (case-insensitive substring
@@ -57,7 +64,34 @@ const SEARCH_SCHEMA = `
 /** The read stores whose search index this process has made sure covers every user. */
 const searchIndexChecked = new WeakSet<ReadModelWriter>()
 
-export const usersProjection: Projection = {
+function ensureSearchIndex(db: ReadModelWriter): void {
+  if (searchIndexChecked.has(db)) return
+  db.run(BUILD_SEARCH_INDEX)
+  searchIndexChecked.add(db)
+}
+
+/** Runs `change` on the event's user row unless the row is missing or already past the event. */
+function onNewer(event: Recorded<AccountEvent>, db: ReadModelWriter, change: (id: number) => void): void {
+  ensureSearchIndex(db)
+  const id = accountOf(event)
+  const row = db.get<{ revision: number }>('SELECT revision FROM users WHERE id = ?', id)
+  if (!row || row.revision >= event.revision) return
+  change(id)
+}
+
+const update =
+  <E extends AccountEvent>(assignments: string, params: (event: Recorded<E>) => SqlValue[] = () => []) =>
+  (event: Recorded<E>, db: ReadModelWriter): void =>
+    onNewer(event, db, (id) =>
+      db.run(
+        `UPDATE users SET ${assignments}, revision = ? WHERE id = ?`,
+        ...params(event),
+        event.revision,
+        id,
+      ),
+    )
+
+export const usersProjection: Projection = projectionOf({
   name: 'users',
   // users_search after users: dropping users drops the triggers that write the index.
   tables: ['users', 'erased_users', 'users_search'],
@@ -94,94 +128,52 @@ export const usersProjection: Projection = {
     suspend: ['insert', 'update', 'delete'].map((t) => `DROP TRIGGER IF EXISTS users_search_${t};`).join(''),
     resume: `${SEARCH_SCHEMA}; ${BUILD_SEARCH_INDEX}`,
   },
-  handles: new Set([
-    'AccountRegistered',
-    'LoginFailed',
-    'FailedLoginsCleared',
-    'AccountLocked',
-    'AccountUnlocked',
-    'AccountDeactivated',
-    'AccountActivated',
-    'RoleChanged',
-    'EmailChanged',
-    'FullNameChanged',
-    'TotpEnabled',
-    'TotpDisabled',
-    'AccountDeleted',
-    'SessionStarted',
-  ]),
-  apply(event, db) {
-    if (!searchIndexChecked.has(db)) {
-      db.run(BUILD_SEARCH_INDEX)
-      searchIndexChecked.add(db)
-    }
-    const d = event.data
-    if (event.type === 'SessionStarted') {
-      db.run(
-        'UPDATE users SET last_login_at = ? WHERE id = ?',
-        event.metadata.occurred_at,
-        d.user_id as number,
-      )
-      return
-    }
-    const id = Number(event.stream_id.slice('user-'.length))
-    if (event.type === 'AccountRegistered') {
-      const username = str(d.username) ?? ''
-      const email = str(d.email) ?? ''
+  on: {
+    AccountRegistered(event, db) {
+      ensureSearchIndex(db)
+      const d = event.data
       db.run(
         `INSERT OR IGNORE INTO users (id, username, username_lower, email, email_lower, full_name, company_name,
            role, is_active, created_at, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
-        id,
-        username,
-        username.toLowerCase(),
-        email,
-        email.toLowerCase(),
-        str(d.full_name),
-        str(d.company_name),
-        d.role as string,
+        accountOf(event),
+        d.username,
+        d.username.toLowerCase(),
+        d.email,
+        d.email.toLowerCase(),
+        d.full_name ?? null,
+        d.company_name ?? null,
+        d.role,
         event.metadata.occurred_at,
         event.revision,
       )
-      return
-    }
-    const row = db.get<{ revision: number }>('SELECT revision FROM users WHERE id = ?', id)
-    if (!row || row.revision >= event.revision) return
-    const set = (assignments: string, ...params: (string | number | null)[]): void =>
-      db.run(`UPDATE users SET ${assignments}, revision = ? WHERE id = ?`, ...params, event.revision, id)
-    switch (event.type) {
-      case 'LoginFailed':
-        return set('failed_logins = failed_logins + 1')
-      case 'FailedLoginsCleared':
-        return set('failed_logins = 0')
-      case 'AccountLocked':
-        return set(
-          'locked_until = ?, lock_reason = ?, lock_note = ?, failed_logins = 0',
-          str(d.until) ?? FOREVER,
-          d.reason as string,
-          str(d.note),
-        )
-      case 'AccountUnlocked':
-        return set('locked_until = NULL, lock_reason = NULL, lock_note = NULL, failed_logins = 0')
-      case 'AccountDeactivated':
-        return set('is_active = 0')
-      case 'AccountActivated':
-        return set('is_active = 1')
-      case 'RoleChanged':
-        return set('role = ?', d.role as string)
-      case 'EmailChanged': {
-        const email = str(d.email) ?? ''
-        return set('email = ?, email_lower = ?', email, email.toLowerCase())
-      }
-      case 'FullNameChanged':
-        return set('full_name = ?', str(d.full_name))
-      case 'TotpEnabled':
-        return set('is_2fa_enabled = 1')
-      case 'TotpDisabled':
-        return set('is_2fa_enabled = 0')
-      case 'AccountDeleted':
+    },
+    LoginFailed: update('failed_logins = failed_logins + 1'),
+    FailedLoginsCleared: update('failed_logins = 0'),
+    AccountLocked: update(
+      'locked_until = ?, lock_reason = ?, lock_note = ?, failed_logins = 0',
+      ({ data }) => [data.until ?? FOREVER, data.reason, data.note ?? null],
+    ),
+    AccountUnlocked: update('locked_until = NULL, lock_reason = NULL, lock_note = NULL, failed_logins = 0'),
+    AccountDeactivated: update('is_active = 0'),
+    AccountActivated: update('is_active = 1'),
+    RoleChanged: update('role = ?', ({ data }) => [data.role]),
+    EmailChanged: update('email = ?, email_lower = ?', ({ data }) => [data.email, data.email.toLowerCase()]),
+    FullNameChanged: update('full_name = ?', ({ data }) => [data.full_name ?? null]),
+    TotpEnabled: update('is_2fa_enabled = 1'),
+    TotpDisabled: update('is_2fa_enabled = 0'),
+    AccountDeleted: (event, db) =>
+      onNewer(event, db, (id) => {
         db.run('DELETE FROM users WHERE id = ?', id)
         // Committed with the checkpoint: at start-up every erasure listed here has its key destroyed.
-        return db.run('INSERT OR IGNORE INTO erased_users (user_id) VALUES (?)', id)
-    }
+        db.run('INSERT OR IGNORE INTO erased_users (user_id) VALUES (?)', id)
+      }),
+    SessionStarted(event, db) {
+      ensureSearchIndex(db)
+      db.run(
+        'UPDATE users SET last_login_at = ? WHERE id = ?',
+        event.metadata.occurred_at,
+        event.data.user_id,
+      )
+    },
   },
-}
+})

@@ -5,10 +5,10 @@
  * deactivated, deleted or re-roled stops its tokens at once, not at `exp`.
  */
 import type { Role } from '../../domain/event.ts'
-import type { RecordedEvent } from '../eventstore/event-store.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries } from '../readstore/queries.ts'
 import type { AccessClaims, TokenService } from '../security/access-tokens.ts'
+import { accountIdOf, sessionIdOf } from './streams.ts'
 
 export type Principal = {
   userId: number
@@ -38,15 +38,18 @@ export function createAccessGate(
   const sessions = new Map<number, SessionEntry>()
   const users = new Map<number, UserEntry>()
 
-  runner.onApplied((event: RecordedEvent) => {
-    if (event.stream_id.startsWith('session-')) {
-      sessions.delete(Number(event.stream_id.slice('session-'.length)))
-      users.delete(event.data.user_id as number)
-    } else if (event.stream_id.startsWith('user-')) {
-      users.delete(Number(event.stream_id.slice('user-'.length)))
-      // One account event can revoke many sessions; such events are rare, so start afresh.
-      if (event.type === 'SessionsRevoked' || event.type === 'AccountDeleted') sessions.clear()
+  runner.onApplied((event) => {
+    const sessionId = sessionIdOf(event.stream_id)
+    if (sessionId !== null) {
+      sessions.delete(sessionId)
+      if ('user_id' in event.data && typeof event.data.user_id === 'number') users.delete(event.data.user_id)
+      return
     }
+    const userId = accountIdOf(event.stream_id)
+    if (userId === null) return
+    users.delete(userId)
+    // One account event can revoke many sessions; such events are rare, so start afresh.
+    if (event.type === 'SessionsRevoked' || event.type === 'AccountDeleted') sessions.clear()
   })
 
   function session(id: number): SessionEntry | undefined {

@@ -1,8 +1,9 @@
 /** Account commands as the API uses them: each loads, decides, appends and waits for the read models. */
 import { type AccountCommand, accountDecider } from '../../domain/account.decider.ts'
+import { inSequence } from '../../domain/command-sequence.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
-import { passwordProblem } from '../../domain/password-policy.ts'
+import { assertPasswordAllowed } from '../../domain/password-policy.ts'
 import type { EventStore } from '../eventstore/event-store.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries, UserRow } from '../readstore/queries.ts'
@@ -12,6 +13,9 @@ import { reserveId } from './id-sequence.ts'
 import { type LoginThrottle, throttleKey } from './login-throttle.ts'
 import { accountStream } from './streams.ts'
 import type { UniqueClaims } from './unique-claims.ts'
+
+// A profile update is up to three intents (email, name, password), appended together.
+const profileChanges = inSequence(accountDecider)
 
 export type NewAccount = {
   username: string
@@ -37,8 +41,7 @@ export function createAccounts(deps: AccountsDeps) {
   const { store, commands, runner, queries, claims, passwords, throttle, now } = deps
 
   async function register(input: NewAccount, context: CommandContext): Promise<UserRow> {
-    const problem = passwordProblem(input.password, { username: input.username, email: input.email })
-    if (problem) throw new DomainError('WEAK_PASSWORD', problem)
+    assertPasswordAllowed(input.password, { username: input.username, email: input.email })
     // Cheap early answer from the read model; the claims below are what actually decide.
     if (queries.userByUsername(input.username))
       throw new DomainError('USERNAME_TAKEN', 'Username already registered')
@@ -115,14 +118,18 @@ export function createAccounts(deps: AccountsDeps) {
         () => true,
       )
     }
-    let passwordHash: string | undefined
+    const verified_at_revision = revision ?? 0
+    let changePassword: AccountCommand | undefined
     if (input.password !== undefined) {
-      const problem = passwordProblem(input.password, {
-        username: state.username,
-        email: input.email ?? state.email,
-      })
-      if (problem) throw new DomainError('WEAK_PASSWORD', problem)
-      passwordHash = await passwords.hash(input.password)
+      assertPasswordAllowed(input.password, { username: state.username, email: input.email ?? state.email })
+      changePassword = {
+        type: 'ChangePassword',
+        data: {
+          password_hash: await passwords.hash(input.password),
+          current_session_id: context.sessionId,
+          verified_at_revision,
+        },
+      }
     }
     let email: { email: string; email_key: string } | undefined
     if (changesEmail && input.email !== undefined) {
@@ -131,22 +138,16 @@ export function createAccounts(deps: AccountsDeps) {
         throw new DomainError('EMAIL_TAKEN', 'Email already registered')
       email = { email: input.email.trim(), email_key: key }
     }
+    const intents: AccountCommand[] = []
+    if (email) intents.push({ type: 'ChangeEmail', data: { ...email, verified_at_revision } })
+    if (input.full_name !== undefined)
+      intents.push({ type: 'ChangeFullName', data: { full_name: input.full_name } })
+    if (changePassword) intents.push(changePassword)
     try {
-      const result = await commands.handle(
-        accountStream(userId),
-        accountDecider,
-        {
-          type: 'UpdateProfile',
-          data: {
-            email,
-            full_name: input.full_name,
-            password_hash: passwordHash,
-            current_session_id: context.sessionId,
-            verified_at_revision: revision ?? 0,
-          },
-        },
-        { ...context, owner: userId },
-      )
+      const result = await commands.handle(accountStream(userId), profileChanges, intents, {
+        ...context,
+        owner: userId,
+      })
       if (email) await claims.release('email', state.emailKey, userId)
       await runner.waitFor(result.position)
     } catch (error) {

@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto'
 import { accountDecider } from '../../domain/account.decider.ts'
-import { isLockedByAdminAt } from '../../domain/account.ts'
+import { holdsAdminPower } from '../../domain/account.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
 import type { Queries, UserRow } from '../readstore/queries.ts'
@@ -56,9 +56,8 @@ export function createAdministration(deps: {
     return powerChanges(() =>
       deps.roster.hold({ action: what, admin_id: adminId, user_id: userId }, async () => {
         const { state: admin } = await deps.commands.load(accountStream(adminId), accountDecider)
-        const holdsPower =
-          admin.status === 'active' && admin.role === 'admin' && !isLockedByAdminAt(admin, now().getTime())
-        if (!holdsPower) throw new DomainError('FORBIDDEN', 'Not enough privileges')
+        if (!holdsAdminPower(admin, now().getTime()))
+          throw new DomainError('FORBIDDEN', 'Not enough privileges')
         return run()
       }),
     )

@@ -2,14 +2,17 @@
  * Logging in and staying logged in: password and second-factor checks (failures are account
  * events that feed the lockout), sessions as their own streams, rotating refresh tokens.
  */
-import { accountDecider, assertCanLogIn, invalidChallenge } from '../../domain/account.decider.ts'
+import {
+  accountDecider,
+  assertCanLogIn,
+  assertNotLocked,
+  invalidChallenge,
+} from '../../domain/account.decider.ts'
 import {
   type Account,
   type ExistingAccount,
-  isLockedAt,
-  isLockedByAdminAt,
-  isSessionRevokedByAccount,
   isTotpEnabled,
+  maySessionContinue,
 } from '../../domain/account.ts'
 import { DomainError, isDomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
@@ -18,8 +21,8 @@ import type { EventStore } from '../eventstore/event-store.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries } from '../readstore/queries.ts'
 import type { TokenService } from '../security/access-tokens.ts'
+import { newIdToken, readIdToken } from '../security/opaque-tokens.ts'
 import type { PasswordHasher } from '../security/passwords.ts'
-import { formatIdToken, hashOpaqueToken, newOpaqueToken, parseIdToken } from '../security/refresh-tokens.ts'
 import { matchRecoveryCode, verifyTotp } from '../security/totp.ts'
 import type { AfterAnswer } from './after-answer.ts'
 import type { CommandContext, CommandHandler } from './command-handler.ts'
@@ -120,7 +123,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     client: Client,
   ): Promise<TokenResponse> {
     const sessionId = await reserveId(store, 'session', now())
-    const refresh = newOpaqueToken()
+    const refresh = newIdToken(sessionId)
     const nowMs = now().getTime()
     const result = await commands.handle(
       sessionStream(sessionId),
@@ -152,7 +155,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     return {
       access_token: access.token,
       token_type: 'bearer',
-      refresh_token: formatIdToken(sessionId, refresh.token),
+      refresh_token: refresh.token,
       expires_in: access.expiresIn,
     }
   }
@@ -202,7 +205,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     const { account, revision } = await loadExisting(row.id)
     // Refuses a locked account with the seconds left; no hash is spent on it. Whether it is
     // deactivated is told only to whoever knows the password.
-    if (isLockedAt(account, now().getTime())) assertCanLogIn(account, now().getTime(), revision)
+    assertNotLocked(account, now().getTime())
     if (!(await passwords.verify(account.passwordHash, input.password))) {
       recordFailureAfterAnswer(account.id, client)
       throw badCredentials()
@@ -280,6 +283,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
                 ...(step !== null ? { totp_step: step } : { recovery_index: recoveryIndex }),
                 challenge_revision: challengeRevision,
                 challenge_id: claims.jti,
+                now: now().getTime(),
               },
             },
             { actorId: userId, owner: userId },
@@ -301,7 +305,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
    * it was rotated out within the grace period (two tabs refreshing at once).
    */
   async function refresh(refreshToken: string): Promise<TokenResponse> {
-    const parsed = parseIdToken(refreshToken)
+    const parsed = readIdToken(refreshToken)
     if (!parsed) throw invalidRefresh()
     const stream = sessionStream(parsed.id)
     const { state: session } = await commands.load(stream, sessions)
@@ -310,21 +314,15 @@ export function createAuthentication(deps: AuthenticationDeps) {
       throw invalidRefresh()
     })
     const nowMs = now().getTime()
-    if (
-      account.status !== 'active' ||
-      isLockedByAdminAt(account, nowMs) ||
-      isSessionRevokedByAccount(account, session.id, session.accountRevision)
-    ) {
-      throw invalidRefresh()
-    }
-    const next = newOpaqueToken()
+    if (!maySessionContinue(account, session.id, session.accountRevision, nowMs)) throw invalidRefresh()
+    const next = newIdToken(session.id)
     const result = await commands.handle(
       stream,
       sessions,
       {
         type: 'Refresh',
         data: {
-          presented_hash: hashOpaqueToken(parsed.secret),
+          presented_hash: parsed.hash,
           refresh_token_hash: next.hash,
           expires_at: new Date(nowMs + deps.refreshTtlSeconds * 1000).toISOString(),
           now: nowMs,
@@ -349,7 +347,7 @@ export function createAuthentication(deps: AuthenticationDeps) {
     return {
       access_token: access.token,
       token_type: 'bearer',
-      refresh_token: formatIdToken(session.id, next.token),
+      refresh_token: next.token,
       expires_in: access.expiresIn,
     }
   }

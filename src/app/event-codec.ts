@@ -2,13 +2,12 @@
  * Between the domain and the store: encrypts personal fields on the way in, decrypts them on
  * the way out ("[erased]" once the account's key is destroyed), and refuses unknown event types.
  */
-import { ACCOUNT_EVENT_TYPES } from '../../domain/account.events.ts'
 import { DomainError } from '../../domain/errors.ts'
+import { DOMAIN_EVENT_TYPES, type DomainEvent } from '../../domain/events.ts'
 import { ERASED, PERSONAL_FIELDS } from '../../domain/personal-data.ts'
-import { SESSION_EVENT_TYPES } from '../../domain/session.events.ts'
-import type { RecordedEvent } from '../eventstore/event-store.ts'
+import type { Recorded, RecordedEvent } from '../eventstore/event-store.ts'
 import { DataKeyDestroyedError, ENCRYPTED_PREFIX } from '../security/data-keys.ts'
-import { dataKeyOwner } from './streams.ts'
+import { accountIdOf, dataKeyOwner } from './streams.ts'
 
 export interface FieldCipher {
   isErased(owner: string): boolean
@@ -21,14 +20,21 @@ export interface FieldCipher {
   preload?(owners: string[]): Promise<void>
 }
 
-export const OTHER_EVENT_TYPES: ReadonlySet<string> = new Set([
+/** Events of the service's own streams: id sequences, settings, roster lock, uniqueness claims. */
+const OTHER_EVENT_TYPES = [
   'IdReserved',
   'SettingsFingerprinted',
   'RosterLockTaken',
   'RosterLockReleased',
   'UniqueValueClaimed',
   'UniqueValueReleased',
-])
+] as const
+const otherEventTypes: ReadonlySet<string> = new Set(OTHER_EVENT_TYPES)
+
+/** What `decode` lets through: a domain event with typed data, or one of the service's own. */
+export type DecodedEvent =
+  | Recorded<DomainEvent>
+  | (RecordedEvent & { type: (typeof OTHER_EVENT_TYPES)[number] })
 
 export class UnknownEventTypeError extends Error {
   constructor(event: { stream_id: string; revision: number; type: string }) {
@@ -41,12 +47,13 @@ export class UnknownEventTypeError extends Error {
 }
 
 export function isKnownEventType(type: string): boolean {
-  return ACCOUNT_EVENT_TYPES.has(type) || SESSION_EVENT_TYPES.has(type) || OTHER_EVENT_TYPES.has(type)
+  return DOMAIN_EVENT_TYPES.has(type) || otherEventTypes.has(type)
 }
 
 /** The account whose data key covers an event's personal fields. */
 export function ownerOf(event: { stream_id: string; data: Record<string, unknown> }): number | null {
-  if (event.stream_id.startsWith('user-')) return Number(event.stream_id.slice(5))
+  const userId = accountIdOf(event.stream_id)
+  if (userId !== null) return userId
   return typeof event.data.user_id === 'number' ? event.data.user_id : null
 }
 
@@ -54,7 +61,7 @@ export function createEventCodec(cipher: FieldCipher) {
   return {
     /** Before `encode`: makes the owner's key usable when one of these event types has personal fields. */
     async prepare(userId: number, types: readonly string[]): Promise<void> {
-      if (!cipher.prepare || !types.some((type) => PERSONAL_FIELDS[type])) return
+      if (!cipher.prepare || !types.some((type) => PERSONAL_FIELDS.has(type))) return
       try {
         await cipher.prepare(dataKeyOwner(userId))
       } catch (error) {
@@ -70,7 +77,7 @@ export function createEventCodec(cipher: FieldCipher) {
       if (!cipher.preload) return
       const owners = new Set<string>()
       for (const event of events) {
-        if (!PERSONAL_FIELDS[event.type]) continue
+        if (!PERSONAL_FIELDS.has(event.type)) continue
         const userId = ownerOf(event)
         if (userId !== null) owners.add(dataKeyOwner(userId))
       }
@@ -78,7 +85,7 @@ export function createEventCodec(cipher: FieldCipher) {
     },
 
     encode(userId: number, type: string, data: Record<string, unknown>): Record<string, unknown> {
-      const fields = PERSONAL_FIELDS[type]
+      const fields = PERSONAL_FIELDS.get(type)
       if (!fields) return data
       const owner = dataKeyOwner(userId)
       // An erased account takes no new personal data: its key is gone for good.
@@ -92,10 +99,11 @@ export function createEventCodec(cipher: FieldCipher) {
       return encoded
     },
 
-    decode(event: RecordedEvent): RecordedEvent {
+    decode(event: RecordedEvent): DecodedEvent {
       if (!isKnownEventType(event.type)) throw new UnknownEventTypeError(event)
-      const fields = PERSONAL_FIELDS[event.type]
-      if (!fields) return event
+      const fields = PERSONAL_FIELDS.get(event.type)
+      // A known type's data is what the domain wrote for it: the cast is the typed boundary.
+      if (!fields) return event as DecodedEvent
       const userId = ownerOf(event)
       const data = { ...event.data }
       for (const field of fields) {
@@ -105,7 +113,7 @@ export function createEventCodec(cipher: FieldCipher) {
         if (typeof value !== 'string' || !value.startsWith(ENCRYPTED_PREFIX)) continue
         data[field] = userId === null ? ERASED : (cipher.decrypt(dataKeyOwner(userId), value) ?? ERASED)
       }
-      return { ...event, data }
+      return { ...event, data } as DecodedEvent
     },
   }
 }

@@ -2,13 +2,12 @@
  * Password reset by email. The request answers the same whether or not the address exists;
  * the token (`<user id>.<256-bit secret>`) is stored only as a hash, valid 30 minutes, once.
  */
-import { accountDecider } from '../../domain/account.decider.ts'
-import { DomainError } from '../../domain/errors.ts'
-import { passwordProblem } from '../../domain/password-policy.ts'
+import { accountDecider, assertResetTokenUsable, invalidResetToken } from '../../domain/account.decider.ts'
+import { assertPasswordAllowed } from '../../domain/password-policy.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries, UserRow } from '../readstore/queries.ts'
+import { newIdToken, readIdToken } from '../security/opaque-tokens.ts'
 import type { PasswordHasher } from '../security/passwords.ts'
-import { formatIdToken, hashOpaqueToken, newOpaqueToken, parseIdToken } from '../security/refresh-tokens.ts'
 import type { AfterAnswer } from './after-answer.ts'
 import type { CommandHandler } from './command-handler.ts'
 import type { Mailer } from './mailer.ts'
@@ -27,27 +26,25 @@ export function createPasswordReset(deps: {
   now: () => Date
 }) {
   const { commands, runner, queries, passwords, mailer, now } = deps
-  const invalid = (): DomainError => new DomainError('RESET_TOKEN_INVALID', 'Invalid or expired reset token')
 
   async function issue(user: UserRow): Promise<void> {
-    const secret = newOpaqueToken()
+    const reset = newIdToken(user.id)
     const expiresAt = new Date(now().getTime() + RESET_TOKEN_MINUTES * 60_000)
     await commands.handle(
       accountStream(user.id),
       accountDecider,
       {
         type: 'RequestPasswordReset',
-        data: { token_hash: secret.hash, expires_at: expiresAt.toISOString() },
+        data: { token_hash: reset.hash, expires_at: expiresAt.toISOString() },
       },
       { actorId: null, owner: user.id },
     )
-    const token = formatIdToken(user.id, secret.token)
     mailer.send({
       to: user.email,
       subject: 'Reset your password',
       text:
         `Someone asked to reset the password of your account "${user.username}".\n\n` +
-        `Reset token: ${token}\n` +
+        `Reset token: ${reset.token}\n` +
         `Or open: ${deps.publicUrl}/docs#/auth/auth.passwordReset (POST /auth/password-reset with this token)\n\n` +
         `The token works once and expires at ${expiresAt.toISOString()}. If it was not you, ignore this mail.\n`,
     })
@@ -65,16 +62,13 @@ export function createPasswordReset(deps: {
       })
     },
     async reset(token: string, newPassword: string): Promise<void> {
-      const parsed = parseIdToken(token)
-      if (!parsed) throw invalid()
-      const { id: userId, secret } = parsed
+      const parsed = readIdToken(token)
+      if (!parsed) throw invalidResetToken()
+      const { id: userId, hash: tokenHash } = parsed
       const { state } = await commands.load(accountStream(userId), accountDecider)
-      if (state.status !== 'active' && state.status !== 'deactivated') throw invalid()
-      const tokenHash = hashOpaqueToken(secret)
-      const known = state.resetTokens.find((t) => t.hash === tokenHash)
-      if (!known || known.used || Date.parse(known.expiresAt) <= now().getTime()) throw invalid()
-      const problem = passwordProblem(newPassword, { username: state.username, email: state.email })
-      if (problem) throw new DomainError('WEAK_PASSWORD', problem)
+      // Checked before the new password is hashed; the decider checks again at the append.
+      const account = assertResetTokenUsable(state, tokenHash, now().getTime())
+      assertPasswordAllowed(newPassword, { username: account.username, email: account.email })
       const result = await commands.handle(
         accountStream(userId),
         accountDecider,

@@ -34,7 +34,7 @@ import { createPasswordReset } from './password-reset.ts'
 import { createPostgresLoginThrottle } from './postgres-login-throttle.ts'
 import { createRosterLock } from './roster-lock.ts'
 import { checkSettingFingerprints, storeIdentity } from './settings-fingerprint.ts'
-import { dataKeyOwner } from './streams.ts'
+import { accountIdOf, dataKeyOwner } from './streams.ts'
 import { createTwoFactor } from './two-factor.ts'
 import {
   createPostgresClaimIndex,
@@ -177,8 +177,8 @@ export async function openRuntime(
   // Erasure: the data key goes as soon as the deletion is projected (also on replays and
   // on instances that only follow the store).
   runner.onApplied((event) => {
-    if (event.type === 'AccountDeleted')
-      dataKeys.destroy(dataKeyOwner(Number(event.stream_id.slice('user-'.length))))
+    const userId = event.type === 'AccountDeleted' ? accountIdOf(event.stream_id) : null
+    if (userId !== null) dataKeys.destroy(dataKeyOwner(userId))
   })
   await runner.start()
   const queries = createQueries(readStore.db)
@@ -215,8 +215,8 @@ export async function openRuntime(
   const afterAnswer = createAfterAnswer(log)
   // An admin's unlock lifts the throttle of every client on that account: an admin can always recover.
   runner.onApplied((event) => {
-    if (event.type !== 'AccountUnlocked') return
-    const user = queries.userById(Number(event.stream_id.slice('user-'.length)))
+    const userId = event.type === 'AccountUnlocked' ? accountIdOf(event.stream_id) : null
+    const user = userId === null ? undefined : queries.userById(userId)
     if (!user) return
     throttle.forgetUsername(user.username).catch((error: unknown) => {
       log.error('lifting the login throttle failed', { error: (error as Error).message })

@@ -1,5 +1,5 @@
 /** TOTP enrolment (a fresh secret each time), enabling with recovery codes, disabling. */
-import { accountDecider } from '../../domain/account.decider.ts'
+import { accountDecider, pendingTotpSecret } from '../../domain/account.decider.ts'
 import { DomainError } from '../../domain/errors.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import {
@@ -44,13 +44,7 @@ export function createTwoFactor(deps: {
 
     /** Confirms the enrolment with a current code; returns the recovery codes, shown this once. */
     async enable(userId: number, code: string): Promise<string[]> {
-      const account = await loadActive(userId)
-      if (account.totp.secret) {
-        throw new DomainError('TWO_FACTOR_ALREADY_ENABLED', 'Two-factor authentication is already enabled')
-      }
-      const pending = account.totp.pendingSecret
-      if (!pending)
-        throw new DomainError('TWO_FACTOR_NOT_STARTED', 'Start enrolment with /auth/generate-2fa-code first')
+      const pending = pendingTotpSecret(await loadActive(userId))
       const step = verifyTotp(pending, code, now().getTime(), null)
       if (step === null) throw new DomainError('TWO_FACTOR_CODE_INVALID', 'Invalid two-factor code')
       const recoveryCodes = generateRecoveryCodes(10)

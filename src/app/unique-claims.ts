@@ -14,12 +14,10 @@ import type { DatabaseSync } from 'node:sqlite'
 import { type EventStore, type NewEvent, WrongExpectedRevisionError } from '../eventstore/event-store.ts'
 import { createIfMissing, type SqlPool } from '../eventstore/sql-pool.ts'
 import { eventMetadata } from './event-metadata.ts'
-import { accountStream, claimStream } from './streams.ts'
+import { accountStream, type ClaimKind, claimOf, claimStream } from './streams.ts'
 
 const ABANDONED_AFTER_MS = 60_000
 const MAX_ATTEMPTS = 5
-
-export type ClaimKind = 'username' | 'email'
 
 export function normalise(kind: ClaimKind, value: string): string {
   const trimmed = value.normalize('NFKC').trim()
@@ -99,10 +97,11 @@ function importStreamClaims(db: DatabaseSync): void {
   try {
     for (const head of heads) {
       if (head.type !== 'UniqueValueClaimed') continue
-      const dash = head.stream_id.indexOf('-')
+      const claim = claimOf(head.stream_id)
+      if (!claim) continue
       const owner = (JSON.parse(head.data) as { owner_id: number }).owner_id
       const at = (JSON.parse(head.metadata) as { occurred_at: string }).occurred_at
-      insert.run(head.stream_id.slice(0, dash), head.stream_id.slice(dash + 1), owner, at)
+      insert.run(claim.kind, claim.key, owner, at)
     }
     db.exec('INSERT INTO unique_claims_imported (id) VALUES (1)')
     db.exec('COMMIT')

@@ -35,6 +35,9 @@ export type RecordedEvent = {
   metadata: EventMetadata
 }
 
+/** A recorded event whose type and data are known, e.g. `Recorded<AccountEvent>`. */
+export type Recorded<E extends { type: string; data: object }> = Omit<RecordedEvent, 'type' | 'data'> & E
+
 export type AppendResult = {
   /** Revision of the last event written. */
   next_expected_revision: number

@@ -3,7 +3,7 @@
  * then follows the live subscription. Callers can wait until a given position is applied.
  */
 
-import type { EventCodec } from '../app/event-codec.ts'
+import type { DecodedEvent, EventCodec } from '../app/event-codec.ts'
 import type { EventStore, RecordedEvent, Subscription } from '../eventstore/event-store.ts'
 import type { ReadStore } from './read-store.ts'
 
@@ -22,7 +22,7 @@ export function createProjectionRunner(options: {
   let subscription: Subscription | null = null
   let failure: unknown = null
   const waiters = new Set<{ position: bigint; resolve: () => void; reject: (e: unknown) => void }>()
-  const listeners = new Set<(event: RecordedEvent) => void>()
+  const listeners = new Set<(event: DecodedEvent) => void>()
 
   async function advance(events: RecordedEvent[]): Promise<void> {
     // Keys and tombstones of the batch's owners, for the synchronous decode (a shared key store).
@@ -115,7 +115,7 @@ export function createProjectionRunner(options: {
       return new Promise((resolve, reject) => waiters.add({ position: target, resolve, reject }))
     },
 
-    onApplied(listener: (event: RecordedEvent) => void): () => void {
+    onApplied(listener: (event: DecodedEvent) => void): () => void {
       listeners.add(listener)
       return () => listeners.delete(listener)
     },

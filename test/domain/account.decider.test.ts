@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { type AccountCommand, accountDecider } from '../../domain/account.decider.ts'
 import type { AccountEvent, AccountRegistered } from '../../domain/account.events.ts'
 import { evolveAccount, isSessionRevokedByAccount } from '../../domain/account.ts'
+import { inSequence } from '../../domain/command-sequence.ts'
 import { ACCOUNT_LOCK_THRESHOLD } from '../../domain/lockout.ts'
 import { specFor } from './given.ts'
 
@@ -170,19 +171,19 @@ describe('account: two-factor and password reset', () => {
     given(registered, started, enabled)
       .when({
         type: 'AcceptSecondFactor',
-        data: { totp_step: 100, challenge_revision: 2, challenge_id: 'c1' },
+        data: { totp_step: 100, challenge_revision: 2, challenge_id: 'c1', now: NOW },
       })
       .thenThrows('TWO_FACTOR_CODE_INVALID')
     given(registered, started, enabled)
       .when({
         type: 'AcceptSecondFactor',
-        data: { totp_step: 101, challenge_revision: 2, challenge_id: 'c1' },
+        data: { totp_step: 101, challenge_revision: 2, challenge_id: 'c1', now: NOW },
       })
       .then({ type: 'TotpCodeAccepted', data: { step: 101, challenge_id: 'c1' } })
     given(registered, started, enabled, { type: 'RecoveryCodeUsed', data: { index: 1 } })
       .when({
         type: 'AcceptSecondFactor',
-        data: { recovery_index: 1, challenge_revision: 2, challenge_id: 'c1' },
+        data: { recovery_index: 1, challenge_revision: 2, challenge_id: 'c1', now: NOW },
       })
       .thenThrows('TWO_FACTOR_CODE_INVALID')
   })
@@ -258,7 +259,7 @@ describe('account: an authentication is decided against what it checked', () => 
     const enabled: AccountEvent = { type: 'TotpEnabled', data: { recovery_code_hashes: ['h0'], step: 100 } }
     const accept = (challengeRevision: number): AccountCommand => ({
       type: 'AcceptSecondFactor',
-      data: { totp_step: 101, challenge_revision: challengeRevision, challenge_id: 'c1' },
+      data: { totp_step: 101, challenge_revision: challengeRevision, challenge_id: 'c1', now: NOW },
     })
     // The challenge was issued at revision 2 (after the enabling).
     given(registered, started, enabled)
@@ -319,7 +320,7 @@ describe('account: a 2FA challenge completes once, whichever instance sees it', 
     data: { totp_step: number } | { recovery_index: number },
   ): AccountCommand => ({
     type: 'AcceptSecondFactor',
-    data: { ...data, challenge_revision: 2, challenge_id: challenge },
+    data: { ...data, challenge_revision: 2, challenge_id: challenge, now: NOW },
   })
   it('refuses a challenge already completed, with a later code or a recovery code', () => {
     given(registered, started, enabled, usedBy('c1'))
@@ -331,5 +332,84 @@ describe('account: a 2FA challenge completes once, whichever instance sees it', 
     given(registered, started, enabled, usedBy('c1'))
       .when(accept('c2', { totp_step: 102 }))
       .then({ type: 'TotpCodeAccepted', data: { step: 102, challenge_id: 'c2' } })
+  })
+})
+
+describe('account: a profile update is one command per intent', () => {
+  const changeEmail = (verifiedAt = Number.MAX_SAFE_INTEGER): AccountCommand => ({
+    type: 'ChangeEmail',
+    data: { email: 'alice@example.org', email_key: 'ek2', verified_at_revision: verifiedAt },
+  })
+  const changePassword = (verifiedAt = Number.MAX_SAFE_INTEGER): AccountCommand => ({
+    type: 'ChangePassword',
+    data: { password_hash: 'new', current_session_id: 3, verified_at_revision: verifiedAt },
+  })
+  const emailChanged: AccountEvent = {
+    type: 'EmailChanged',
+    data: { email: 'alice@example.org', email_key: 'ek2', previous_email_key: 'ek' },
+  }
+  const passwordChanged: AccountEvent[] = [
+    { type: 'PasswordChanged', data: { password_hash: 'new', reason: 'user' } },
+    { type: 'SessionsRevoked', data: { reason: 'password_changed', except_session_id: 3 } },
+  ]
+
+  it('an email change records the key it replaces; the same address changes nothing', () => {
+    given(registered).when(changeEmail()).then(emailChanged)
+    given(registered, emailChanged).when(changeEmail()).then()
+  })
+  it('a name change; the same name changes nothing', () => {
+    given(registered)
+      .when({ type: 'ChangeFullName', data: { full_name: 'Alice' } })
+      .then({ type: 'FullNameChanged', data: { full_name: 'Alice' } })
+    given(registered)
+      .when({ type: 'ChangeFullName', data: { full_name: null } })
+      .then()
+  })
+  it('a password change revokes every session but the current one', () => {
+    given(registered)
+      .when(changePassword())
+      .then(...passwordChanged)
+  })
+  it('refuses an email or password change allowed by a password that changed since, not a name change', () => {
+    const changedMeanwhile: AccountEvent = {
+      type: 'PasswordChanged',
+      data: { password_hash: 'x', reason: 'reset' },
+    }
+    given(registered, changedMeanwhile).when(changeEmail(0)).thenThrows('INVALID_CREDENTIALS')
+    given(registered, changedMeanwhile).when(changePassword(0)).thenThrows('INVALID_CREDENTIALS')
+    given(registered, changedMeanwhile)
+      .when({ type: 'ChangeFullName', data: { full_name: 'Alice' } })
+      .then({ type: 'FullNameChanged', data: { full_name: 'Alice' } })
+  })
+  it('decided in sequence, all intents give the events one profile update gave, or none', () => {
+    const profile = specFor(inSequence(accountDecider))
+    profile(registered)
+      .when([changeEmail(0), { type: 'ChangeFullName', data: { full_name: 'Alice' } }, changePassword(0)])
+      .then(emailChanged, { type: 'FullNameChanged', data: { full_name: 'Alice' } }, ...passwordChanged)
+    profile(registered, { type: 'TotpDisabled', data: {} })
+      .when([{ type: 'ChangeFullName', data: { full_name: 'Alice' } }, changePassword(0)])
+      .thenThrows('INVALID_CREDENTIALS')
+  })
+})
+
+describe('account: a second factor completes a login only where a password login could', () => {
+  const started: AccountEvent = { type: 'TotpEnrollmentStarted', data: { secret: 'SECRET' } }
+  const enabled: AccountEvent = { type: 'TotpEnabled', data: { recovery_code_hashes: ['h0'], step: 100 } }
+  const accept: AccountCommand = {
+    type: 'AcceptSecondFactor',
+    data: { totp_step: 101, challenge_revision: 2, challenge_id: 'c1', now: NOW },
+  }
+  it('refuses a locked account, with the seconds left', () => {
+    const locked: AccountEvent = {
+      type: 'AccountLocked',
+      data: { reason: 'too_many_failures', note: null, until: '2026-11-25T12:15:00.000Z' },
+    }
+    const error = given(registered, started, enabled, locked).when(accept).thenThrows('ACCOUNT_LOCKED')
+    expect(error.retryAfterSeconds).toBe(900)
+  })
+  it('refuses a deactivated account', () => {
+    given(registered, started, enabled, { type: 'AccountDeactivated', data: {} })
+      .when(accept)
+      .thenThrows('ACCOUNT_DEACTIVATED')
   })
 })

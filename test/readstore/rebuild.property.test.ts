@@ -29,12 +29,22 @@ const accountCommand = fc.oneof(
   fc
     .constantFrom('user', 'admin', 'auditor', 'vendor')
     .map<AccountCommand>((role) => ({ type: 'ChangeRole', data: { role } })),
-  fc.string({ maxLength: 8 }).map<AccountCommand>((name) => ({
-    type: 'UpdateProfile',
+  fc
+    .string({ maxLength: 8 })
+    .map<AccountCommand>((name) => ({ type: 'ChangeFullName', data: { full_name: name } })),
+  fc.string({ minLength: 1, maxLength: 8 }).map<AccountCommand>((name) => ({
+    type: 'ChangePassword',
     data: {
-      full_name: name,
-      password_hash: name ? `h-${name}` : undefined,
+      password_hash: `h-${name}`,
       current_session_id: null,
+      verified_at_revision: Number.MAX_SAFE_INTEGER,
+    },
+  })),
+  fc.string({ minLength: 1, maxLength: 8 }).map<AccountCommand>((name) => ({
+    type: 'ChangeEmail',
+    data: {
+      email: `${name}@example.com`,
+      email_key: `k-${name}`,
       verified_at_revision: Number.MAX_SAFE_INTEGER,
     },
   })),

@@ -1,28 +1,35 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import {
-  formatIdToken,
   hashOpaqueToken,
-  hashRefreshToken,
+  newIdToken,
   newOpaqueToken,
-  newRefreshToken,
   parseIdToken,
+  readIdToken,
   sameHash,
-} from '../../src/security/refresh-tokens.ts'
+} from '../../src/security/opaque-tokens.ts'
 
 describe('opaque tokens', () => {
   it('carries 256 random bits as base64url and stores only its SHA-256', () => {
-    const { token, hash } = newRefreshToken()
+    const { token, hash } = newOpaqueToken()
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/)
     expect(Buffer.from(token, 'base64url')).toHaveLength(32)
     expect(hash).toBe(createHash('sha256').update(token).digest('hex'))
-    expect(hashRefreshToken(token)).toBe(hash)
     expect(hashOpaqueToken(token)).toBe(hash)
-    expect(parseIdToken(formatIdToken(7, token))).toEqual({ id: 7, secret: token })
+  })
+
+  it('issues `<id>.<secret>` and reads back the id and the hash of the secret', () => {
+    const { token, hash } = newIdToken(7)
+    const [id, secret] = token.split('.')
+    expect(id).toBe('7')
+    expect(hash).toBe(createHash('sha256').update(secret).digest('hex'))
+    expect(parseIdToken(token)).toEqual({ id: 7, secret })
+    expect(readIdToken(token)).toEqual({ id: 7, hash })
+    expect(readIdToken(`7.${secret}x`)).toBeNull()
   })
 
   it('hashes a known vector (FIPS 180-2 "abc")', () => {
-    expect(hashRefreshToken('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
+    expect(hashOpaqueToken('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
   })
 
   it('never repeats', () => {

@@ -1,0 +1,164 @@
+/**
+ * Every text field of every event is declared personal (stored encrypted) or safe, so a new event
+ * or field cannot reach the store in plaintext unnoticed. The compiler enforces the declarations
+ * (`TextFieldDeclarations`); these tests check them again against one full sample of each event.
+ */
+import { describe, expect, it } from 'vitest'
+import { ACCOUNT_EVENT_FIELDS } from '../../domain/account.events.ts'
+import { DOMAIN_EVENT_TYPES, type DomainEvent } from '../../domain/events.ts'
+import { PERSONAL_FIELDS } from '../../domain/personal-data.ts'
+import { SESSION_EVENT_FIELDS } from '../../domain/session.events.ts'
+import { createEventCodec, type FieldCipher } from '../../src/app/event-codec.ts'
+import { accountStream, sessionStream } from '../../src/app/streams.ts'
+import type { RecordedEvent } from '../../src/eventstore/event-store.ts'
+import { ENCRYPTED_PREFIX } from '../../src/security/data-keys.ts'
+
+type Type = DomainEvent['type']
+/** One event of each type with every field set, optional ones too: a new field must appear here. */
+const samples: { [T in Type]: { type: T; data: Required<Extract<DomainEvent, { type: T }>['data']> } } = {
+  AccountRegistered: {
+    type: 'AccountRegistered',
+    data: {
+      user_id: 7,
+      username: 'alice',
+      email: 'alice@example.com',
+      full_name: 'Alice Liddell',
+      company_name: 'Looking Glass Ltd',
+      role: 'vendor',
+      password_hash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA',
+      username_key: 'username-hmac',
+      email_key: 'email-hmac',
+    },
+  },
+  LoginFailed: {
+    type: 'LoginFailed',
+    data: { reason: 'password', ip_address: '203.0.113.9', user_agent: 'Mozilla/5.0' },
+  },
+  FailedLoginsCleared: { type: 'FailedLoginsCleared', data: {} },
+  AccountLocked: {
+    type: 'AccountLocked',
+    data: { reason: 'admin', note: 'support ticket 42', until: '2026-11-25T12:15:00.000Z' },
+  },
+  AccountUnlocked: { type: 'AccountUnlocked', data: {} },
+  AccountDeactivated: { type: 'AccountDeactivated', data: {} },
+  AccountActivated: { type: 'AccountActivated', data: {} },
+  RoleChanged: { type: 'RoleChanged', data: { role: 'admin', previous_role: 'user' } },
+  EmailChanged: {
+    type: 'EmailChanged',
+    data: { email: 'alice@example.org', email_key: 'new-email-hmac', previous_email_key: 'email-hmac' },
+  },
+  FullNameChanged: { type: 'FullNameChanged', data: { full_name: 'Alice Pleasance Liddell' } },
+  PasswordChanged: { type: 'PasswordChanged', data: { password_hash: '$argon2id$new', reason: 'user' } },
+  SessionsRevoked: { type: 'SessionsRevoked', data: { reason: 'password_changed', except_session_id: 3 } },
+  TotpEnrollmentStarted: { type: 'TotpEnrollmentStarted', data: { secret: 'JBSWY3DPEHPK3PXP' } },
+  TotpEnabled: { type: 'TotpEnabled', data: { recovery_code_hashes: ['h0', 'h1'], step: 58_000_000 } },
+  TotpDisabled: { type: 'TotpDisabled', data: {} },
+  TotpCodeAccepted: { type: 'TotpCodeAccepted', data: { step: 58_000_001, challenge_id: 'c1' } },
+  RecoveryCodeUsed: { type: 'RecoveryCodeUsed', data: { index: 1, challenge_id: 'c2' } },
+  PasswordResetRequested: {
+    type: 'PasswordResetRequested',
+    data: { token_hash: 'reset-hash', expires_at: '2026-11-25T12:30:00.000Z' },
+  },
+  PasswordResetCompleted: { type: 'PasswordResetCompleted', data: { token_hash: 'reset-hash' } },
+  AccountDeleted: {
+    type: 'AccountDeleted',
+    data: { username_key: 'username-hmac', email_key: 'email-hmac' },
+  },
+  SessionStarted: {
+    type: 'SessionStarted',
+    data: {
+      session_id: 3,
+      user_id: 7,
+      account_revision: 4,
+      amr: ['pwd', 'otp'],
+      refresh_token_hash: 'refresh-hash',
+      expires_at: '2026-12-25T12:00:00.000Z',
+      ends_at: '2026-12-25T12:00:00.000Z',
+      ip_address: '203.0.113.9',
+      user_agent: 'Mozilla/5.0',
+    },
+  },
+  SessionRefreshed: {
+    type: 'SessionRefreshed',
+    data: {
+      user_id: 7,
+      refresh_token_hash: 'next-hash',
+      expires_at: '2026-12-25T13:00:00.000Z',
+      refreshed_at: '2026-11-25T13:00:00.000Z',
+      within_grace: true,
+    },
+  },
+  SessionRevoked: { type: 'SessionRevoked', data: { user_id: 7, reason: 'refresh_token_reuse' } },
+}
+
+const declared: Record<string, Record<string, 'personal' | 'safe'>> = {
+  ...ACCOUNT_EVENT_FIELDS,
+  ...SESSION_EVENT_FIELDS,
+}
+const sampleList = Object.values(samples) as DomainEvent[]
+const isText = (value: unknown): boolean =>
+  typeof value === 'string' || (Array.isArray(value) && value.every((item) => typeof item === 'string'))
+
+describe('event fields: every text field is declared personal or safe', () => {
+  it('has a declaration and a sample for every event type, and no other', () => {
+    expect(Object.keys(declared).sort()).toEqual(Object.keys(samples).sort())
+    expect([...DOMAIN_EVENT_TYPES].sort()).toEqual(Object.keys(samples).sort())
+  })
+
+  it.each(sampleList.map((event) => [event.type, event] as const))(
+    '%s: each text field is declared personal or safe',
+    (type, event) => {
+      const undeclared = Object.entries(event.data)
+        .filter(([field, value]) => isText(value) && declared[type][field] === undefined)
+        .map(([field]) => field)
+      expect(undeclared, `${type} has text fields declared neither personal nor safe`).toEqual([])
+    },
+  )
+
+  it('declares only fields that exist, and personal only those holding one string (the codec encrypts nothing else)', () => {
+    for (const event of sampleList) {
+      const data: Record<string, unknown> = event.data
+      for (const [field, kind] of Object.entries(declared[event.type])) {
+        expect(data, `${event.type}.${field}`).toHaveProperty(field)
+        if (kind === 'personal') expect(typeof data[field], `${event.type}.${field}`).toBe('string')
+      }
+    }
+  })
+})
+
+describe('event fields: the codec encrypts exactly the personal fields', () => {
+  // Reversible and recognisable: enough to see what the codec encrypted.
+  const cipher: FieldCipher = {
+    isErased: () => false,
+    ensureKey: () => {},
+    encrypt: (owner, plaintext) =>
+      `${ENCRYPTED_PREFIX}${Buffer.from(`${owner}|${plaintext}`).toString('base64url')}`,
+    decrypt: (owner, value) => {
+      const [keyOwner, plaintext] = Buffer.from(value.slice(ENCRYPTED_PREFIX.length), 'base64url')
+        .toString()
+        .split('|')
+      return keyOwner === owner ? plaintext : null
+    },
+  }
+  const codec = createEventCodec(cipher)
+
+  it.each(sampleList.map((event) => [event.type, event] as const))('%s', (type, event) => {
+    const data: Record<string, unknown> = event.data
+    const encoded = codec.encode(7, type, data)
+    const personal = PERSONAL_FIELDS.get(type) ?? []
+    for (const [field, value] of Object.entries(data)) {
+      if (personal.includes(field)) expect(encoded[field], field).toMatch(new RegExp(`^${ENCRYPTED_PREFIX}`))
+      else expect(encoded[field], field).toEqual(value)
+    }
+    const stored = {
+      stream_id:
+        type.startsWith('Session') && type !== 'SessionsRevoked' ? sessionStream(3) : accountStream(7),
+      revision: 0,
+      position: 1n,
+      type,
+      data: encoded,
+      metadata: {},
+    } as RecordedEvent
+    expect(codec.decode(stored).data).toEqual(data)
+  })
+})
