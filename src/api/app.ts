@@ -20,12 +20,12 @@ import {
 import { createMetrics } from './metrics.ts'
 import { buildOpenApiDocument } from './openapi.ts'
 import { createPostgresRateLimiter } from './postgres-rate-limit.ts'
-import { withProcedureRunner } from './procedure-runner.ts'
 import { createRateLimiter, type RateLimiter } from './rate-limit.ts'
 import { createRestHandler } from './rest.ts'
 import { appRouter } from './router.ts'
 import type { Context, ResponseHeaders } from './trpc.ts'
-import { createTrpcHttp } from './trpc-http.ts'
+import { createProcedureRunner } from './trpc-fast-path/procedure-runner.ts'
+import { createTrpcHttp } from './trpc-fast-path/trpc-http.ts'
 
 const LOGIN_ROUTES = new Set(['/auth/login', '/token', '/admin/login', '/vendor/login', '/auth/verify-2fa'])
 const loginOutcome: Record<number, string> = {
@@ -62,7 +62,13 @@ const DOCS_SECURITY_HEADERS = {
 
 export async function createApp(runtime: Runtime) {
   const { config, log } = runtime
-  const rest = createRestHandler(log)
+  // The fast path reads tRPC internals; if their shape changed, tRPC's own code runs every call.
+  const runner = createProcedureRunner(appRouter, (problems) =>
+    log.warn('tRPC internals changed: tRPC runs every call (see src/api/trpc-fast-path/README.md)', {
+      problems: problems.slice(0, 10),
+    }),
+  )
+  const rest = createRestHandler(log, runner)
   const metrics = createMetrics()
   // Instances on one PostgreSQL database share their limits.
   const rateLimiter: RateLimiter =
@@ -71,7 +77,7 @@ export async function createApp(runtime: Runtime) {
       : createRateLimiter(config.rateLimitPerMinute)
   const serveDocs = createDocs()
   let openApiJson: string | null = null
-  const trpcRouter = withProcedureRunner(appRouter)
+  const trpcRouter = runner.router
   const metricsTokenDigest = config.metricsToken ? sha256(config.metricsToken) : null
 
   /**

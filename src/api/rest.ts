@@ -10,9 +10,9 @@ import { DomainError } from '../../domain/errors.ts'
 import type { Logger } from '../logger.ts'
 import { httpStatusOf, RateLimited, transport } from './errors.ts'
 import { type HttpRequest, type HttpResponse, jsonResponse } from './http.ts'
-import { type RunnableProcedure, runProcedure } from './procedure-runner.ts'
 import { type AppRouter, appRouter } from './router.ts'
 import type { Context } from './trpc.ts'
+import type { ProcedureCall, ProcedureRunner } from './trpc-fast-path/procedure-runner.ts'
 
 type Source = 'body' | 'query' | 'path'
 type Issue = { loc: (string | number)[]; msg: string; type: string }
@@ -24,7 +24,7 @@ export type Route = {
   params: string[]
   procedure: string
   type: 'query' | 'mutation'
-  runnable: RunnableProcedure
+  call: ProcedureCall
 }
 
 class RequestShapeError extends Error {
@@ -35,13 +35,11 @@ class RequestShapeError extends Error {
   }
 }
 
-function collectRoutes(router: AppRouter): Route[] {
+function collectRoutes(router: AppRouter, runner: Pick<ProcedureRunner<AppRouter>, 'procedure'>): Route[] {
   const routes: Route[] = []
   for (const [procedure, value] of Object.entries(router._def.procedures)) {
-    const runnable = value as unknown as RunnableProcedure & {
-      _def: { meta?: OpenApiMeta; type: 'query' | 'mutation' }
-    }
-    const meta = runnable._def.meta
+    const { _def } = value as unknown as { _def: { meta?: OpenApiMeta; type: 'query' | 'mutation' } }
+    const meta = _def.meta
     if (!meta?.openapi) continue
     const params: string[] = []
     const source = meta.openapi.path
@@ -56,8 +54,8 @@ function collectRoutes(router: AppRouter): Route[] {
       pattern: new RegExp(`^${source}$`),
       params,
       procedure,
-      type: runnable._def.type,
-      runnable,
+      type: _def.type,
+      call: runner.procedure(procedure),
     })
   }
   return routes
@@ -132,8 +130,8 @@ function toIssues(
   })
 }
 
-export function createRestHandler(log: Logger) {
-  const routes = collectRoutes(appRouter)
+export function createRestHandler(log: Logger, runner: Pick<ProcedureRunner<AppRouter>, 'procedure'>) {
+  const routes = collectRoutes(appRouter, runner)
 
   function errorResponse(
     error: unknown,
@@ -241,7 +239,7 @@ export function createRestHandler(log: Logger) {
           input = { ...input, [name]: value }
         })
         const given = input
-        const result = await runProcedure(route.runnable, {
+        const result = await route.call({
           ctx,
           path: route.procedure,
           type: route.type,

@@ -5,7 +5,20 @@
  */
 import { DomainError } from '../../domain/errors.ts'
 import type { Role } from '../../domain/event.ts'
-import { type ActivityRow, isLockedRow, type Queries, type UserRow } from '../readstore/queries.ts'
+import {
+  ACCOUNT_LOCK_THRESHOLD,
+  automaticLockMinutes,
+  MAX_CONSECUTIVE_FAILURES,
+} from '../../domain/lockout.ts'
+import { endpoint, ROUTES } from '../api/routes.ts'
+import {
+  type ActivityRow,
+  type LockReason,
+  type Queries,
+  type UserLock,
+  userLock,
+} from '../readstore/queries.ts'
+import { RESET_TOKEN_MINUTES } from './password-reset.ts'
 
 export const INTENTS = [
   'enable_2fa',
@@ -21,14 +34,14 @@ export const INTENTS = [
 ] as const
 export type Intent = (typeof INTENTS)[number]
 
-export type LockReason = 'admin' | 'too_many_failures'
+export type { LockReason }
 
 export type AccountSnapshot = {
   username: string
   role: Role
   is_2fa_enabled: boolean
   /** `until` is null for a lock that lasts until an administrator lifts it. */
-  lock: { is_locked: false } | { is_locked: true; until: string | null; reason: LockReason }
+  lock: UserLock
   active_sessions: number
   newest_session: { created_at: string; ip_address: string | null; user_agent: string | null } | null
   last_login_at: string | null
@@ -107,16 +120,6 @@ export function recogniseIntent(message: string): Intent {
 
 export const RECENT_FAILURE_DAYS = 7
 const ACTIVITY_WINDOW = 200
-/** The users projection stores an open-ended lock with this far-future sentinel. */
-const OPEN_ENDED_LOCK_YEAR = 9999
-
-function lockOf(user: UserRow, now: Date): AccountSnapshot['lock'] {
-  if (!isLockedRow(user, now.getTime()) || user.locked_until === null) return { is_locked: false }
-  const until =
-    new Date(user.locked_until).getUTCFullYear() >= OPEN_ENDED_LOCK_YEAR ? null : user.locked_until
-  const reason: LockReason = user.lock_reason === 'too_many_failures' ? 'too_many_failures' : 'admin'
-  return { is_locked: true, until, reason }
-}
 
 function recentFailures(activity: readonly ActivityRow[], now: Date): number {
   const since = now.getTime() - RECENT_FAILURE_DAYS * 24 * 60 * 60 * 1000
@@ -135,7 +138,7 @@ export function snapshotOf(queries: Queries, userId: number, now: Date): Account
     username: user.username,
     role: user.role,
     is_2fa_enabled: user.is_2fa_enabled === 1,
-    lock: lockOf(user, now),
+    lock: userLock(user, now.getTime()),
     active_sessions: sessions.length,
     newest_session: newest
       ? { created_at: newest.created_at, ip_address: newest.ip_address, user_agent: newest.user_agent }
@@ -147,21 +150,28 @@ export function snapshotOf(queries: Queries, userId: number, now: Date): Account
 
 // --- Rule-based assistant -----------------------------------------------------------------
 
-export const ENDPOINTS = {
-  generate2fa: 'GET /auth/generate-2fa-code',
-  enable2fa: 'POST /auth/enable-2fa',
-  disable2fa: 'POST /auth/disable-2fa',
-  test2fa: 'GET /auth/test-2fa',
-  resetRequest: 'POST /auth/password-reset-request',
-  reset: 'POST /auth/password-reset',
-  profile: 'PUT /auth/profile',
-  sessions: 'GET /auth/sessions',
-  revokeSession: 'DELETE /auth/sessions/{session_id}',
-  activity: 'GET /auth/activity',
-  deleteUser: 'DELETE /admin/user/{user_id}',
-} as const
+/** `GET /auth/sessions` and the like, from the routes the routers' OpenAPI meta declares. */
+export const ENDPOINTS = Object.fromEntries(
+  Object.entries(ROUTES).map(([name, route]) => [name, endpoint(route)]),
+) as Record<keyof typeof ROUTES, string>
 
 const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`
+
+const NUMBER_WORDS = (
+  'zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen ' +
+  'sixteen seventeen eighteen nineteen twenty'
+).split(' ')
+/** Up to twenty in words, as prose writes them; larger numbers in digits. */
+const inWords = (n: number): string => NUMBER_WORDS[n] ?? String(n)
+const capitalised = (text: string): string => `${text[0].toUpperCase()}${text.slice(1)}`
+
+/** The lockout policy of domain/lockout.ts, as a user reads it. */
+function lockoutPolicy(): string {
+  const first = automaticLockMinutes(0)
+  const growth = automaticLockMinutes(1) / first
+  const longer = growth === 2 ? 'twice as long' : `${growth} times as long`
+  return `${capitalised(inWords(MAX_CONSECUTIVE_FAILURES))} failed sign-ins in a row from one device pause sign-ins from that device for ${plural(first, 'minute')} (each later pause lasts ${longer}); ${inWords(ACCOUNT_LOCK_THRESHOLD)} in a row from anywhere lock the account for new sign-ins, while sessions already open keep working. A successful sign-in resets the count.`
+}
 
 function describeSessions(s: AccountSnapshot): string {
   if (s.active_sessions === 0 || s.newest_session === null) return 'you have no active sessions'
@@ -188,7 +198,7 @@ function lockStatus(s: AccountSnapshot): string {
 function failuresNote(s: AccountSnapshot): string {
   if (s.recent_failed_logins === 0) return ''
   const attempts = plural(s.recent_failed_logins, 'failed sign-in attempt')
-  return ` There ${s.recent_failed_logins === 1 ? 'was' : 'were'} ${attempts} in the last ${RECENT_FAILURE_DAYS} days; GET /auth/activity shows when and from where.`
+  return ` There ${s.recent_failed_logins === 1 ? 'was' : 'were'} ${attempts} in the last ${RECENT_FAILURE_DAYS} days; ${ENDPOINTS.activity} shows when and from where.`
 }
 
 const CAPABILITIES =
@@ -200,43 +210,41 @@ export const ruleBasedAssistant: ChatAssistant = {
       case 'enable_2fa':
         if (s.is_2fa_enabled) {
           return {
-            reply: `2FA is already on for ${s.username}; ${describeSessions(s)}. GET /auth/test-2fa tells you whether this session passed 2FA.`,
+            reply: `2FA is already on for ${s.username}; ${describeSessions(s)}. ${ENDPOINTS.test2fa} tells you whether this session passed 2FA.`,
             suggested_endpoints: [ENDPOINTS.test2fa, ENDPOINTS.disable2fa],
           }
         }
         return {
-          reply: `2FA is off for ${s.username}. To turn it on, call GET /auth/generate-2fa-code and add the secret (or QR code) to your authenticator app, then confirm with POST /auth/enable-2fa and a current 6-digit code. You get 10 single-use recovery codes, shown once: store them safely.`,
+          reply: `2FA is off for ${s.username}. To turn it on, call ${ENDPOINTS.generate2fa} and add the secret (or QR code) to your authenticator app, then confirm with ${ENDPOINTS.enable2fa} and a current 6-digit code. You get 10 single-use recovery codes, shown once: store them safely.`,
           suggested_endpoints: [ENDPOINTS.generate2fa, ENDPOINTS.enable2fa],
         }
       case 'disable_2fa':
         if (!s.is_2fa_enabled) {
           return {
-            reply: `2FA is already off for ${s.username}, so there is nothing to turn off. To turn it on, start with GET /auth/generate-2fa-code.`,
+            reply: `2FA is already off for ${s.username}, so there is nothing to turn off. To turn it on, start with ${ENDPOINTS.generate2fa}.`,
             suggested_endpoints: [ENDPOINTS.generate2fa, ENDPOINTS.enable2fa],
           }
         }
         return {
-          reply:
-            '2FA is on. To turn it off, call POST /auth/disable-2fa from a session that signed in with a 2FA code (otherwise it answers 403); GET /auth/test-2fa tells you whether this session did.',
+          reply: `2FA is on. To turn it off, call ${ENDPOINTS.disable2fa} from a session that signed in with a 2FA code (otherwise it answers 403); ${ENDPOINTS.test2fa} tells you whether this session did.`,
           suggested_endpoints: [ENDPOINTS.disable2fa, ENDPOINTS.test2fa],
         }
       case 'reset_password':
         return {
-          reply:
-            'If you forgot your password, POST /auth/password-reset-request with your email sends a single-use reset link valid for 30 minutes; POST /auth/password-reset with that token sets the new password and signs out all your sessions. If you know your current password, PUT /auth/profile with `password` and `current_password` changes it and signs out your other sessions.',
+          reply: `If you forgot your password, ${ENDPOINTS.resetRequest} with your email sends a single-use reset link valid for ${RESET_TOKEN_MINUTES} minutes; ${ENDPOINTS.reset} with that token sets the new password and signs out all your sessions. If you know your current password, ${ENDPOINTS.profile} with \`password\` and \`current_password\` changes it and signs out your other sessions.`,
           suggested_endpoints: [ENDPOINTS.resetRequest, ENDPOINTS.reset, ENDPOINTS.profile],
         }
       case 'list_sessions': {
         const lastLogin = s.last_login_at ? ` Your last sign-in was at ${s.last_login_at}.` : ''
         return {
-          reply: `${twoFactorStatus(s)}; ${describeSessions(s)}.${lastLogin} GET /auth/sessions lists them all; DELETE /auth/sessions/{session_id} signs one out.`,
+          reply: `${twoFactorStatus(s)}; ${describeSessions(s)}.${lastLogin} ${ENDPOINTS.sessions} lists them all; ${ENDPOINTS.revokeSession} signs one out.`,
           suggested_endpoints: [ENDPOINTS.sessions, ENDPOINTS.revokeSession],
         }
       }
       case 'revoke_session': {
         const sessions = describeSessions(s)
         return {
-          reply: `${sessions[0].toUpperCase()}${sessions.slice(1)}. Find the session's id with GET /auth/sessions, then DELETE /auth/sessions/{session_id} signs it out at once: its access and refresh tokens stop working. Changing your password (PUT /auth/profile) signs out all your other sessions.`,
+          reply: `${sessions[0].toUpperCase()}${sessions.slice(1)}. Find the session's id with ${ENDPOINTS.sessions}, then ${ENDPOINTS.revokeSession} signs it out at once: its access and refresh tokens stop working. Changing your password (${ENDPOINTS.profile}) signs out all your other sessions.`,
           suggested_endpoints: [ENDPOINTS.sessions, ENDPOINTS.revokeSession, ENDPOINTS.profile],
         }
       }
@@ -244,7 +252,7 @@ export const ruleBasedAssistant: ChatAssistant = {
         if (s.lock.is_locked) {
           return s.lock.reason === 'too_many_failures'
             ? {
-                reply: `${lockStatus(s)} Wait until then; if you forgot your password, POST /auth/password-reset-request sends a reset link.${failuresNote(s)}`,
+                reply: `${lockStatus(s)} Wait until then; if you forgot your password, ${ENDPOINTS.resetRequest} sends a reset link.${failuresNote(s)}`,
                 suggested_endpoints: [ENDPOINTS.resetRequest, ENDPOINTS.activity],
               }
             : {
@@ -253,18 +261,17 @@ export const ruleBasedAssistant: ChatAssistant = {
               }
         }
         return {
-          reply: `${lockStatus(s)} Five failed sign-ins in a row from one device pause sign-ins from that device for 15 minutes (each later pause lasts twice as long); twenty in a row from anywhere lock the account for new sign-ins, while sessions already open keep working. A successful sign-in resets the count.${failuresNote(s)} If you forgot your password, POST /auth/password-reset-request sends a reset link.`,
+          reply: `${lockStatus(s)} ${lockoutPolicy()}${failuresNote(s)} If you forgot your password, ${ENDPOINTS.resetRequest} sends a reset link.`,
           suggested_endpoints: [ENDPOINTS.resetRequest, ENDPOINTS.activity],
         }
       case 'change_email':
         return {
-          reply:
-            'To change your email, call PUT /auth/profile with the new `email` and your `current_password`. It answers 409 if another account already uses that email, and 401 if the current password is wrong.',
+          reply: `To change your email, call ${ENDPOINTS.profile} with the new \`email\` and your \`current_password\`. It answers 409 if another account already uses that email, and 401 if the current password is wrong.`,
           suggested_endpoints: [ENDPOINTS.profile],
         }
       case 'delete_account':
         return {
-          reply: `Accounts are deleted by an administrator (DELETE /admin/user/{user_id}), so please ask one. Deletion erases your personal data (username, email, full name, password hash, sign-in addresses and devices), signs out every session, and frees your username and email; the account id then answers 404, and only the auditors' history keeps the events, with personal data shown as "[erased]".`,
+          reply: `Accounts are deleted by an administrator (${ENDPOINTS.deleteUser}), so please ask one. Deletion erases your personal data (username, email, full name, password hash, sign-in addresses and devices), signs out every session, and frees your username and email; the account id then answers 404, and only the auditors' history keeps the events, with personal data shown as "[erased]".`,
           suggested_endpoints: [ENDPOINTS.deleteUser],
         }
       case 'greeting':

@@ -1,6 +1,7 @@
 /** Reads of the read models: users, sessions and activity. */
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import type { Role } from '../../domain/event.ts'
+import { FOREVER } from '../../projections/users.projection.ts'
 
 export type UserRow = {
   id: number
@@ -60,6 +61,21 @@ export const ftsPhrase = (q: string): string => `"${q.replaceAll('"', '""')}"`
 
 export const isLockedRow = (user: UserRow, nowMs: number): boolean =>
   user.locked_until !== null && Date.parse(user.locked_until) > nowMs
+
+export type LockReason = 'admin' | 'too_many_failures'
+
+/** A user's lock as of `nowMs`; `until` is null for a lock that lasts until an admin lifts it. */
+export type UserLock = { is_locked: false } | { is_locked: true; until: string | null; reason: LockReason }
+
+/** The lock the users projection recorded in a row (it writes an open-ended lock as FOREVER). */
+export function userLock(user: UserRow, nowMs: number): UserLock {
+  if (!isLockedRow(user, nowMs) || user.locked_until === null) return { is_locked: false }
+  return {
+    is_locked: true,
+    until: user.locked_until === FOREVER ? null : user.locked_until,
+    reason: user.lock_reason === 'too_many_failures' ? 'too_many_failures' : 'admin',
+  }
+}
 
 export function createQueries(db: DatabaseSync) {
   const userById = db.prepare('SELECT * FROM users WHERE id = ?')

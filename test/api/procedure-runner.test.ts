@@ -5,7 +5,11 @@
 import type { TRPCError } from '@trpc/server'
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch'
 import { describe, expect, it } from 'vitest'
-import { type RunnableProcedure, runProcedure, withProcedureRunner } from '../../src/api/procedure-runner.ts'
+import {
+  type RunnableProcedure,
+  runProcedure,
+  withProcedureRunner,
+} from '../../src/api/trpc-fast-path/procedure-runner.ts'
 import { type Ctx, router, t } from './fixture-router.ts'
 
 type Outcome = { ok: true; data: unknown; seen: string[] } | { ok: false; error: object; seen: string[] }

@@ -5,8 +5,8 @@
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch'
 import { describe, expect, it } from 'vitest'
 import { type HttpRequest, toWebRequest } from '../../src/api/http.ts'
-import { withProcedureRunner } from '../../src/api/procedure-runner.ts'
-import { createTrpcHttp } from '../../src/api/trpc-http.ts'
+import { withProcedureRunner } from '../../src/api/trpc-fast-path/procedure-runner.ts'
+import { createTrpcHttp } from '../../src/api/trpc-fast-path/trpc-http.ts'
 import { type Ctx, router } from './fixture-router.ts'
 
 const served = withProcedureRunner(router)

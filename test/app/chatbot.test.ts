@@ -1,14 +1,23 @@
+import type { OpenApiMeta } from 'trpc-to-openapi'
 import { describe, expect, it } from 'vitest'
+import {
+  ACCOUNT_LOCK_THRESHOLD,
+  automaticLockMinutes,
+  MAX_CONSECUTIVE_FAILURES,
+} from '../../domain/lockout.ts'
+import { appRouter } from '../../src/api/router.ts'
 import {
   type AccountSnapshot,
   type ChatAssistant,
   createChatbot,
+  ENDPOINTS,
   INTENTS,
   type Intent,
   recogniseIntent,
   ruleBasedAssistant,
   snapshotOf,
 } from '../../src/app/chatbot.ts'
+import { RESET_TOKEN_MINUTES } from '../../src/app/password-reset.ts'
 import type { ActivityRow, Queries, SessionRow, UserRow } from '../../src/readstore/queries.ts'
 
 const phrasings: Record<Intent, string[]> = {
@@ -213,6 +222,36 @@ describe('rule-based replies, from the caller snapshot', () => {
     expect(deletion.suggested_endpoints).toEqual(['DELETE /admin/user/{user_id}'])
     expect(deletion.reply).toMatch(/administrator/)
     expect(deletion.reply).toMatch(/erases your personal data/)
+  })
+
+  it("the numbers in the replies are the policies' own (chatbot-policy.test.ts changes them)", () => {
+    const words = (
+      'zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen ' +
+      'sixteen seventeen eighteen nineteen twenty'
+    ).split(' ')
+    const count = (n: number) => `(${n}|${words[n] ?? n})`
+    const lockout = reply('why_locked', base).reply
+    expect(lockout).toMatch(new RegExp(`${count(MAX_CONSECUTIVE_FAILURES)} failed sign-ins in a row`, 'i'))
+    expect(lockout).toContain(`from that device for ${automaticLockMinutes(0)} minutes`)
+    expect(lockout).toMatch(new RegExp(`${count(ACCOUNT_LOCK_THRESHOLD)} in a row from anywhere`, 'i'))
+    expect(reply('reset_password', base).reply).toContain(
+      `reset link valid for ${RESET_TOKEN_MINUTES} minutes`,
+    )
+  })
+
+  it('every endpoint the replies name is a route the router declares', () => {
+    const declared = new Set<string>()
+    for (const procedure of Object.values(appRouter._def.procedures)) {
+      const openapi = (procedure as unknown as { _def: { meta?: OpenApiMeta } })._def.meta?.openapi
+      if (openapi) declared.add(`${openapi.method} ${openapi.path}`)
+    }
+    for (const endpoint of Object.values(ENDPOINTS)) expect(declared).toContain(endpoint)
+    for (const intent of INTENTS) {
+      const { reply: text, suggested_endpoints } = reply(intent, threeSessions)
+      for (const endpoint of suggested_endpoints) expect(declared).toContain(endpoint)
+      for (const named of text.match(/\b(GET|POST|PUT|DELETE) \/[\w/{}.-]*\w}?/g) ?? [])
+        expect(declared, `${intent} names ${named}`).toContain(named)
+    }
   })
 
   it.each(INTENTS)('%s: a non-empty reply and well-formed endpoints', (intent) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { ROUTES } from '../routes.ts'
 import { ActivityEvent } from '../schemas.ts'
 import { router, userProcedure } from '../trpc.ts'
 
@@ -6,8 +7,7 @@ export const activityRouter = router({
   activity: userProcedure
     .meta({
       openapi: {
-        method: 'GET',
-        path: '/auth/activity',
+        ...ROUTES.activity,
         tags: ['auth'],
         protect: true,
         summary: "The caller's own security history, newest first",

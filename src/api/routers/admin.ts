@@ -1,6 +1,7 @@
 import { TRPCError } from '@trpc/server'
 import { z } from 'zod'
 import { toUserResponse } from '../presenters.ts'
+import { ROUTES } from '../routes.ts'
 import {
   AdminCreate,
   AdminLogin,
@@ -155,7 +156,11 @@ export const adminRouter = router({
 
   deleteUser: adminProcedure
     .meta(
-      admin('/admin/user/{user_id}', 'DELETE', 'Erase personal data (crypto-shredding) and revoke sessions'),
+      admin(
+        ROUTES.deleteUser.path,
+        ROUTES.deleteUser.method,
+        'Erase personal data (crypto-shredding) and revoke sessions',
+      ),
     )
     .input(UserIdPath)
     .output(Message)

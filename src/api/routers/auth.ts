@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { toSessionResponse, toUserResponse } from '../presenters.ts'
+import { ROUTES } from '../routes.ts'
 import {
   LoginForm,
   LoginResult,
@@ -66,7 +67,7 @@ export const authRouter = router({
     .mutation(({ input, ctx }) => ctx.runtime.authentication.refresh(input.refresh_token)),
 
   sessions: userProcedure
-    .meta({ openapi: { method: 'GET', path: '/auth/sessions', tags: ['sessions'], protect: true } })
+    .meta({ openapi: { ...ROUTES.sessions, tags: ['sessions'], protect: true } })
     .output(z.array(SessionResponse))
     .query(({ ctx }) =>
       ctx.runtime.queries
@@ -77,8 +78,7 @@ export const authRouter = router({
   revokeSession: userProcedure
     .meta({
       openapi: {
-        method: 'DELETE',
-        path: '/auth/sessions/{session_id}',
+        ...ROUTES.revokeSession,
         tags: ['sessions'],
         protect: true,
         errorResponses: { 404: 'Not a session of the caller' },
@@ -117,8 +117,7 @@ export const authRouter = router({
   updateProfile: userProcedure
     .meta({
       openapi: {
-        method: 'PUT',
-        path: '/auth/profile',
+        ...ROUTES.profile,
         tags: ['auth'],
         protect: true,
         errorResponses: { 401: 'Not authenticated, or wrong current_password', 409: 'Email taken' },

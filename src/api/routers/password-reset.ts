@@ -1,3 +1,4 @@
+import { ROUTES } from '../routes.ts'
 import { Message, PasswordReset, PasswordResetRequest } from '../schemas.ts'
 import { limitedProcedure, router } from '../trpc.ts'
 
@@ -5,8 +6,7 @@ export const passwordResetRouter = router({
   passwordResetRequest: limitedProcedure
     .meta({
       openapi: {
-        method: 'POST',
-        path: '/auth/password-reset-request',
+        ...ROUTES.resetRequest,
         tags: ['password reset'],
         summary: 'Mail a single-use reset token (same answer whether or not the email exists)',
         errorResponses: { 429: 'Rate limited' },
@@ -22,8 +22,7 @@ export const passwordResetRouter = router({
   passwordReset: limitedProcedure
     .meta({
       openapi: {
-        method: 'POST',
-        path: '/auth/password-reset',
+        ...ROUTES.reset,
         tags: ['password reset'],
         summary: 'Set a new password with a reset token; revokes every session',
         errorResponses: { 400: 'Invalid, expired or used token', 429: 'Rate limited' },

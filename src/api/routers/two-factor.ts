@@ -1,4 +1,5 @@
 import { TRPCError } from '@trpc/server'
+import { ROUTES } from '../routes.ts'
 import { Enable2FARequest, Message, RecoveryCodesMessage, Token, TwoFactorSetup } from '../schemas.ts'
 import { limitedProcedure, notAuthenticated, router, userProcedure } from '../trpc.ts'
 
@@ -10,8 +11,7 @@ export const twoFactorRouter = router({
   generate2faCode: userProcedure
     .meta({
       openapi: {
-        method: 'GET',
-        path: '/auth/generate-2fa-code',
+        ...ROUTES.generate2fa,
         tags: ['2fa'],
         protect: true,
         summary: 'Start (or restart) TOTP enrolment with a fresh secret',
@@ -24,8 +24,7 @@ export const twoFactorRouter = router({
   enable2fa: userProcedure
     .meta({
       openapi: {
-        method: 'POST',
-        path: '/auth/enable-2fa',
+        ...ROUTES.enable2fa,
         tags: ['2fa'],
         protect: true,
         summary: 'Confirm enrolment with a current code; returns 10 single-use recovery codes, once',
@@ -63,8 +62,7 @@ export const twoFactorRouter = router({
   disable2fa: userProcedure
     .meta({
       openapi: {
-        method: 'POST',
-        path: '/auth/disable-2fa',
+        ...ROUTES.disable2fa,
         tags: ['2fa'],
         protect: true,
         errorResponses: { 400: '2FA not enabled', 403: 'Session has not passed 2FA' },
@@ -80,8 +78,7 @@ export const twoFactorRouter = router({
   test2fa: userProcedure
     .meta({
       openapi: {
-        method: 'GET',
-        path: '/auth/test-2fa',
+        ...ROUTES.test2fa,
         tags: ['2fa'],
         protect: true,
         errorResponses: { 403: 'Session has not passed 2FA' },

@@ -7,6 +7,9 @@
  * another content type, an unknown path, a method the procedure does not take, input that is not
  * JSON — returns null, and tRPC's own handler answers it. test/api/trpc-http.test.ts compares
  * both handlers' answers request by request.
+ *
+ * It reads tRPC internals (README.md beside this file): if the router does not have their shape,
+ * checked once here, every request returns null and tRPC's own handler answers them all.
  */
 import {
   getTRPCErrorFromUnknown,
@@ -15,7 +18,8 @@ import {
   transformTRPCResponse,
 } from '@trpc/server'
 import { getHTTPStatusCodeFromError } from '@trpc/server/http'
-import type { HttpRequest, HttpResponse } from './http.ts'
+import type { HttpRequest, HttpResponse } from '../http.ts'
+import { trpcInternalsMismatches } from './internals.ts'
 import { type RunnableProcedure, runProcedure } from './procedure-runner.ts'
 
 type Procedure = RunnableProcedure & { _def: { type: 'query' | 'mutation' | 'subscription' } }
@@ -39,8 +43,9 @@ export function createTrpcHttp<Ctx extends object>(options: {
   maxBatchSize: number
   createContext(request: HttpRequest, responseHeaders: Map<string, string>): Ctx
   onError(error: TRPCError, path: string): void
-}) {
+}): (request: HttpRequest, pathname: string, query: string) => Promise<HttpResponse | null> {
   const { router, endpoint } = options
+  if (trpcInternalsMismatches(router).length > 0) return async () => null
   const config = router._def._config
   const procedures = router._def.procedures as Record<string, Procedure | undefined>
 

@@ -10,8 +10,12 @@
  * throw anywhere becomes `{ ok: false, error: TRPCError }`; an output that fails its schema is
  * an INTERNAL_SERVER_ERROR "Output validation failed". test/api/procedure-runner.test.ts holds
  * both runners to the same results.
+ *
+ * It reads tRPC internals (README.md beside this file): `createProcedureRunner` checks their shape
+ * once and, if they differ, runs every procedure through tRPC's own `callTRPCProcedure` instead.
  */
-import { getTRPCErrorFromUnknown, TRPCError } from '@trpc/server'
+import { type AnyTRPCRouter, callTRPCProcedure, getTRPCErrorFromUnknown, TRPCError } from '@trpc/server'
+import { trpcInternalsMismatches } from './internals.ts'
 
 type MiddlewareResult =
   | { ok: true; data: unknown; ctx?: unknown; marker: string }
@@ -131,6 +135,57 @@ export async function runProcedure(procedure: RunnableProcedure, options: CallOp
 }
 
 type RouterLike = { _def: { procedures: Record<string, unknown> } }
+
+/** One procedure, ready to call with a context and its raw input. */
+export type ProcedureCall = (options: CallOptions) => Promise<unknown>
+
+export type ProcedureRunner<Router> = {
+  /** False when tRPC's internals did not have the expected shape: tRPC's own code runs every call. */
+  readonly fast: boolean
+  /** The router for tRPC's handlers, its procedures run by `runProcedure` when `fast`. */
+  readonly router: Router
+  /** The procedure at `path` (a key of `router._def.procedures`), as the REST adapter calls it. */
+  procedure(path: string): ProcedureCall
+}
+
+/**
+ * Checks once that `router` has the shape this runner reads. If it has, procedures run through
+ * `runProcedure`; if not, `onFallback` hears what differs and every call goes through tRPC's own
+ * `callTRPCProcedure` on the router as it is: the same answers, at tRPC's speed.
+ */
+export function createProcedureRunner<Router extends AnyTRPCRouter>(
+  router: Router,
+  onFallback: (problems: string[]) => void,
+): ProcedureRunner<Router> {
+  const problems = trpcInternalsMismatches(router)
+  if (problems.length > 0) {
+    onFallback(problems)
+    return {
+      fast: false,
+      router,
+      procedure: (path) => (options) =>
+        callTRPCProcedure({
+          router,
+          path,
+          type: options.type,
+          ctx: options.ctx,
+          getRawInput: options.getRawInput,
+          signal: options.signal,
+          batchIndex: options.batchIndex ?? 0,
+        }),
+    }
+  }
+  const procedures = router._def.procedures as Record<string, RunnableProcedure>
+  return {
+    fast: true,
+    router: withProcedureRunner(router),
+    procedure(path) {
+      if (!Object.hasOwn(procedures, path)) throw new Error(`no procedure ${path}`)
+      const procedure = procedures[path]
+      return (options) => runProcedure(procedure, options)
+    },
+  }
+}
 
 /**
  * The router as tRPC's HTTP handler should see it: the same procedures (type, meta, schemas),
