@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { fetchRequestHandler } from '@trpc/server/adapters/fetch'
 import type { Runtime } from '../app/runtime.ts'
 import type { SqlPool } from '../eventstore/sql-pool.ts'
+import { createConsole } from './console.ts'
 import { createDocs } from './docs.ts'
 import {
   fromWebRequest,
@@ -76,6 +77,15 @@ export async function createApp(runtime: Runtime) {
       ? await createPostgresRateLimiter(runtime.store.pool as SqlPool, config.rateLimitPerMinute)
       : createRateLimiter(config.rateLimitPerMinute)
   const serveDocs = createDocs()
+  const serveConsole = createConsole({
+    publicUrl: config.publicUrl,
+    cookieMaxAgeSeconds: Math.min(config.refreshTokenTtlSeconds, config.sessionMaxAgeSeconds),
+    forward: async (inner) => {
+      const q = inner.target.indexOf('?')
+      const path = q < 0 ? inner.target : inner.target.slice(0, q)
+      return (await route(inner, path, q < 0 ? '' : inner.target.slice(q + 1))).response
+    },
+  })
   let openApiJson: string | null = null
   const trpcRouter = runner.router
   const metricsTokenDigest = config.metricsToken ? sha256(config.metricsToken) : null
@@ -151,6 +161,7 @@ export async function createApp(runtime: Runtime) {
       }
       return { response: await serveFixed(pathname), label: pathname }
     }
+    if (pathname === '/console' || pathname.startsWith('/console/')) return serveConsole(request, pathname)
     const isDocs = pathname === '/docs' || pathname.startsWith('/docs/')
     if (isDocs) {
       const response = await serveDocs(pathname)
