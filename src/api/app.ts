@@ -191,11 +191,11 @@ export async function createApp(runtime: Runtime) {
     // Two cheap reads, whatever the size of the store: no event is read to measure the lag.
     const position = runtime.runner.position
     const head = await runtime.store.headPosition()
-    const body = metrics.render({
+    const body = await metrics.render({
       projectionLag: head > position ? head - position : 0n,
       projectionPosition: position,
     })
-    return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4' }, body }
+    return { status: 200, headers: { 'content-type': metrics.contentType }, body }
   }
 
   /**

@@ -1,38 +1,77 @@
-/** Prometheus text metrics: requests by route and status, latency histogram, logins by outcome, projection lag (a position delta). */
+/**
+ * Prometheus metrics with prom-client: requests by route and status, a latency histogram, logins
+ * by outcome and the projection lag (a position delta) for this service; the process's CPU,
+ * memory, heap, GC, handles and event-loop lag (`nodejs_eventloop_lag_*`) from prom-client's
+ * default metrics. The request path only increments a counter and a histogram; everything else
+ * is read when /metrics is scraped.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
-export function createMetrics() {
-  /** route template → status → count; labels are built only when rendering. */
-  const requests = new Map<string, Map<number, number>>()
-  const logins = new Map<string, number>()
-  const latency = new Map<string, { buckets: number[]; sum: number; count: number }>()
+/**
+ * The process metrics, registered once per process however many services it runs (tests start
+ * many): each registration would start its own event-loop delay monitor and GC observer.
+ */
+let processRegistry: Registry | undefined
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry()
+    collectDefaultMetrics({ register: processRegistry })
+  }
+  return processRegistry
+}
 
-  const label = (value: string): string =>
-    value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+export function createMetrics() {
+  const registry = new Registry()
+  const registers = [registry]
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests by route template and status.',
+    labelNames: ['route', 'status'] as const,
+    registers,
+  })
+  const latency = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Request latency by route template.',
+    labelNames: ['route'] as const,
+    buckets: BUCKETS,
+    registers,
+  })
+  const logins = new Counter({
+    name: 'auth_logins_total',
+    help: 'Login attempts by outcome.',
+    labelNames: ['outcome'] as const,
+    registers,
+  })
+  const lag = new Gauge({
+    name: 'auth_projection_lag',
+    help: 'How far the read models trail the event store, as a position delta: global position of the last event minus the position applied (events on the embedded store, log bytes on EventStoreDB; 0 = caught up).',
+    registers,
+  })
+  const lagEvents = new Gauge({
+    name: 'auth_projection_lag_events',
+    help: 'Deprecated, use auth_projection_lag: the same position delta (the count of unapplied events on the embedded store only).',
+    registers,
+  })
+  const position = new Gauge({
+    name: 'auth_projection_position',
+    help: 'Global position the read models have reached.',
+    registers,
+  })
+  const all = Registry.merge([registry, processMetrics()])
 
   return {
+    /** The Content-Type of `render`'s text. */
+    contentType: registry.contentType,
+
     observe(route: string, status: number, seconds: number): void {
-      let byStatus = requests.get(route)
-      if (!byStatus) {
-        byStatus = new Map()
-        requests.set(route, byStatus)
-      }
-      byStatus.set(status, (byStatus.get(status) ?? 0) + 1)
-      let h = latency.get(route)
-      if (!h) {
-        h = { buckets: BUCKETS.map(() => 0), sum: 0, count: 0 }
-        latency.set(route, h)
-      }
-      // Each observation counts in its own bucket; render() makes them cumulative.
-      let i = 0
-      while (i < BUCKETS.length && seconds > BUCKETS[i]) i++
-      if (i < BUCKETS.length) h.buckets[i]++
-      h.sum += seconds
-      h.count++
+      requests.inc({ route, status })
+      latency.observe({ route }, seconds)
     },
 
     login(outcome: string): void {
-      logins.set(outcome, (logins.get(outcome) ?? 0) + 1)
+      logins.inc({ outcome })
     },
 
     /**
@@ -40,45 +79,12 @@ export function createMetrics() {
      * models' position): the number of events not yet applied on the embedded store, whose
      * positions count events; log bytes on EventStoreDB. 0 means caught up either way.
      */
-    render(gauges: { projectionLag: bigint; projectionPosition: bigint }): string {
-      const lines: string[] = []
-      lines.push('# HELP http_requests_total HTTP requests by route template and status.')
-      lines.push('# TYPE http_requests_total counter')
-      for (const [route, byStatus] of requests) {
-        for (const [status, n] of byStatus) {
-          lines.push(`http_requests_total{route="${label(route)}",status="${status}"} ${n}`)
-        }
-      }
-      lines.push('# HELP http_request_duration_seconds Request latency by route template.')
-      lines.push('# TYPE http_request_duration_seconds histogram')
-      for (const [route, h] of latency) {
-        const r = `route="${label(route)}"`
-        let cumulative = 0
-        for (const [i, b] of BUCKETS.entries()) {
-          cumulative += h.buckets[i]
-          lines.push(`http_request_duration_seconds_bucket{${r},le="${b}"} ${cumulative}`)
-        }
-        lines.push(`http_request_duration_seconds_bucket{${r},le="+Inf"} ${h.count}`)
-        lines.push(`http_request_duration_seconds_sum{${r}} ${h.sum}`)
-        lines.push(`http_request_duration_seconds_count{${r}} ${h.count}`)
-      }
-      lines.push('# HELP auth_logins_total Login attempts by outcome.')
-      lines.push('# TYPE auth_logins_total counter')
-      for (const [outcome, n] of logins) lines.push(`auth_logins_total{outcome="${label(outcome)}"} ${n}`)
-      lines.push(
-        '# HELP auth_projection_lag How far the read models trail the event store, as a position delta: global position of the last event minus the position applied (events on the embedded store, log bytes on EventStoreDB; 0 = caught up).',
-      )
-      lines.push('# TYPE auth_projection_lag gauge')
-      lines.push(`auth_projection_lag ${gauges.projectionLag}`)
-      lines.push(
-        '# HELP auth_projection_lag_events Deprecated, use auth_projection_lag: the same position delta (the count of unapplied events on the embedded store only).',
-      )
-      lines.push('# TYPE auth_projection_lag_events gauge')
-      lines.push(`auth_projection_lag_events ${gauges.projectionLag}`)
-      lines.push('# HELP auth_projection_position Global position the read models have reached.')
-      lines.push('# TYPE auth_projection_position gauge')
-      lines.push(`auth_projection_position ${gauges.projectionPosition}`)
-      return `${lines.join('\n')}\n`
+    async render(gauges: { projectionLag: bigint; projectionPosition: bigint }): Promise<string> {
+      // Prometheus values are doubles; positions stay far below 2^53.
+      lag.set(Number(gauges.projectionLag))
+      lagEvents.set(Number(gauges.projectionLag))
+      position.set(Number(gauges.projectionPosition))
+      return all.metrics()
     },
   }
 }

@@ -4,6 +4,7 @@
  * runner whenever an event touches them. A revoked session or an account locked by an admin,
  * deactivated, deleted or re-roled stops its tokens at once, not at `exp`.
  */
+import { LRUCache } from 'lru-cache'
 import type { Role } from '../../domain/event.ts'
 import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries } from '../readstore/queries.ts'
@@ -21,13 +22,10 @@ export type Principal = {
 type SessionEntry = { userId: number; live: boolean }
 type UserEntry = { username: string; role: Role; active: boolean; lockedUntil: number } | null
 
+/** Entries of each cache; the least recently used goes first. */
 const CACHE_LIMIT = 50_000
-
-function bounded<K, V>(map: Map<K, V>, key: K, value: V): V {
-  if (map.size >= CACHE_LIMIT) map.delete(map.keys().next().value as K)
-  map.set(key, value)
-  return value
-}
+/** A user id with no account, cached as such (lru-cache holds no null). */
+const NO_USER = false
 
 export function createAccessGate(
   tokens: TokenService,
@@ -35,8 +33,8 @@ export function createAccessGate(
   runner: ProjectionRunner,
   nowMs: () => number,
 ) {
-  const sessions = new Map<number, SessionEntry>()
-  const users = new Map<number, UserEntry>()
+  const sessions = new LRUCache<number, SessionEntry>({ max: CACHE_LIMIT })
+  const users = new LRUCache<number, NonNullable<UserEntry> | typeof NO_USER>({ max: CACHE_LIMIT })
 
   runner.onApplied((event) => {
     const sessionId = sessionIdOf(event.stream_id)
@@ -57,12 +55,14 @@ export function createAccessGate(
     if (cached) return cached
     const row = queries.sessionById(id)
     if (!row) return undefined
-    return bounded(sessions, id, { userId: row.user_id, live: row.revoked_reason === null })
+    const entry = { userId: row.user_id, live: row.revoked_reason === null }
+    sessions.set(id, entry)
+    return entry
   }
 
   function user(id: number): UserEntry {
     const cached = users.get(id)
-    if (cached !== undefined) return cached
+    if (cached !== undefined) return cached === NO_USER ? null : cached
     const row = queries.userById(id)
     const entry: UserEntry = row
       ? {
@@ -73,7 +73,8 @@ export function createAccessGate(
           lockedUntil: row.locked_until && row.lock_reason === 'admin' ? Date.parse(row.locked_until) : 0,
         }
       : null
-    return bounded(users, id, entry)
+    users.set(id, entry ?? NO_USER)
+    return entry
   }
 
   function admit(claims: AccessClaims): Principal | null {

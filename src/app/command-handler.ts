@@ -1,4 +1,5 @@
 /** load → decide → append with the expected revision; on a conflict, reload and try again. */
+import { LRUCache } from 'lru-cache'
 import { DomainError } from '../../domain/errors.ts'
 import { type EventStore, type NewEvent, WrongExpectedRevisionError } from '../eventstore/event-store.ts'
 import type { EventCodec } from './event-codec.ts'
@@ -42,15 +43,10 @@ export function createCommandHandler(
 ) {
   // Stream → state folded up to a revision; the store stays the truth, so a state another process
   // moved on from is caught up by reading the newer events, and a stale one fails on append.
-  const kept = new Map<string, { state: unknown; revision: number }>()
+  // At KEPT_STATES the least recently used stream's state goes.
+  const kept = new LRUCache<string, { state: unknown; revision: number }>({ max: KEPT_STATES })
   /** The highest global position this process has committed a command at. */
   let lastPosition = 0n
-
-  function keep(stream: string, loaded: { state: unknown; revision: number }): void {
-    kept.delete(stream)
-    if (kept.size >= KEPT_STATES) kept.delete(kept.keys().next().value!)
-    kept.set(stream, loaded)
-  }
 
   async function load<S, C, E extends { type: string; data: object }>(
     stream: string,
@@ -65,7 +61,7 @@ export function createCommandHandler(
       state = decider.evolve(state, { type, data } as unknown as E)
     }
     const revision = recorded.length === 0 ? (from?.revision ?? null) : recorded[recorded.length - 1].revision
-    if (decider.keepStateInMemory && revision !== null) keep(stream, { state, revision })
+    if (decider.keepStateInMemory && revision !== null) kept.set(stream, { state, revision })
     return { state, revision }
   }
 
@@ -94,7 +90,7 @@ export function createCommandHandler(
         const result = await store.append(stream, toAppend, revision ?? 'no_stream')
         if (result.position > lastPosition) lastPosition = result.position
         const after = { state: events.reduce(decider.evolve, state), revision: result.next_expected_revision }
-        if (decider.keepStateInMemory) keep(stream, after)
+        if (decider.keepStateInMemory) kept.set(stream, after)
         return { events, ...after, position: result.position }
       } catch (error) {
         if (!(error instanceof WrongExpectedRevisionError)) throw error

@@ -4,12 +4,13 @@
  * cannot all slip past the limit while the first ones are still being verified. Unknown
  * usernames are throttled exactly like known ones.
  */
+import { LRUCache } from 'lru-cache'
 import { DomainError, isDomainError } from '../../domain/errors.ts'
 import { automaticLockMinutes, MAX_CONSECUTIVE_FAILURES } from '../../domain/lockout.ts'
 
 type Entry = { failures: number; inFlight: number; blockedUntil: number; blocks: number }
 
-/** Entries kept at most; the oldest go first (a client choosing its address controls the count). */
+/** Entries kept at most; the least recently used go first (a client choosing its address controls the count). */
 const MAX_ENTRIES = 100_000
 
 export type ThrottleKey = string
@@ -19,17 +20,15 @@ export function throttleKey(clientAddress: string | null, username: string): Thr
 }
 
 export function createLoginThrottle(nowMs: () => number, maxEntries = MAX_ENTRIES) {
-  const entries = new Map<ThrottleKey, Entry>()
+  // At maxEntries the least recently used entry goes.
+  const entries = new LRUCache<ThrottleKey, Entry>({ max: maxEntries })
 
   function entry(key: ThrottleKey): Entry {
     let e = entries.get(key)
-    if (e) {
-      entries.delete(key) // re-inserted below: the map's order is least recently used first
-    } else {
+    if (!e) {
       e = { failures: 0, inFlight: 0, blockedUntil: 0, blocks: 0 }
-      if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
+      entries.set(key, e)
     }
-    entries.set(key, e)
     return e
   }
 
@@ -65,11 +64,11 @@ export function createLoginThrottle(nowMs: () => number, maxEntries = MAX_ENTRIE
     /** Lifts the throttle of every client for one username (an admin unlocked the account). */
     async forgetUsername(username: string): Promise<void> {
       const suffix = `\u0000${username.toLowerCase()}`
-      for (const key of entries.keys()) if (key.endsWith(suffix)) entries.delete(key)
+      for (const key of [...entries.keys()]) if (key.endsWith(suffix)) entries.delete(key)
     },
     /** The attempt ended without a verdict on the secret (an error, a lock, a deactivated account). */
     async released(key: ThrottleKey): Promise<void> {
-      const e = entries.get(key)
+      const e = entries.peek(key)
       if (e) e.inFlight = Math.max(0, e.inFlight - 1)
     },
     get size(): number {

@@ -4,6 +4,7 @@
  * is the leaf the tree holds at its index; no leaf of the tree is missing from the log. Runs on
  * the service's loop in slices (`sliceMs`) or, for long walks, in a worker (verify-worker.ts).
  */
+import { LRUCache } from 'lru-cache'
 import type { EventStore, RecordedEvent } from '../eventstore/event-store.ts'
 import { eventHash, GENESIS_HASH } from '../eventstore/hash-chain.ts'
 import type { Leaf, MerkleTree } from '../readstore/merkle-tree.ts'
@@ -55,7 +56,7 @@ export async function walkLog(
   let streams_checked = 0
   let first_broken: LogBreak | null = null
   // Each stream's last hash seen in this walk, for the chain links; older ones from the log.
-  const heads = new Map<string, { revision: number; hash: string }>()
+  const heads = new LRUCache<string, { revision: number; hash: string }>({ max: KEPT_HEADS })
   const previousHash = async (event: RecordedEvent): Promise<string | undefined> => {
     const head = heads.get(event.stream_id)
     if (head?.revision === event.revision - 1) return head.hash
@@ -109,8 +110,6 @@ export async function walkLog(
         break
       }
       if (event.revision === 0) streams_checked++
-      heads.delete(event.stream_id)
-      if (heads.size >= KEPT_HEADS) heads.delete(heads.keys().next().value as string)
       heads.set(event.stream_id, { revision: event.revision, hash })
       index++
       // The store's reads are synchronous behind promises: only a macrotask lets others in.

@@ -8,6 +8,13 @@ import type { EventMetadata, NewEvent, RecordedEvent } from './event-store.ts'
 
 export const GENESIS_HASH = '0'.repeat(64)
 
+/**
+ * RFC 8785 (JSON Canonicalization Scheme) on I-JSON, byte for byte the output of the
+ * `canonicalize` package; outside I-JSON it writes what JSON.stringify writes (a lone surrogate
+ * as its `\udxxx` escape, NaN as null) where the package throws. Stored events hold client text
+ * with lone surrogates, and their hashes must keep verifying, so this stays ours:
+ * test/eventstore/canonical-json.test.ts holds it to the RFC's examples and to the package.
+ */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`

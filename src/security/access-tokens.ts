@@ -13,6 +13,7 @@ import {
   jwtVerify,
   SignJWT,
 } from 'jose'
+import { LRUCache } from 'lru-cache'
 import type { SigningKeys } from './signing-keys.ts'
 
 export type AccessClaims = Readonly<{
@@ -232,13 +233,13 @@ type CacheEntry = { token: string; claims: AccessClaims; kid: string }
  * Only the signature check is cached; revocation is decided against the read model.
  * Keyed by the signature alone (hashing a fresh 86-character string per request rather than the
  * whole token), but a hit needs the entire token to be the one that was verified.
- * Bounded: when full, the oldest entry goes (Map keeps insertion order).
+ * Bounded: when full, the least recently used entry goes (lru-cache).
  */
 function verifiedCache(maxEntries: number): {
   get(token: string, nowSeconds: number): CacheEntry | undefined
   set(token: string, claims: AccessClaims, kid: string, nowSeconds: number): void
 } {
-  const entries = new Map<string, CacheEntry>()
+  const entries = new LRUCache<string, CacheEntry>({ max: Math.max(1, maxEntries) })
   const keyOf = (token: string): string => token.slice(token.lastIndexOf('.') + 1)
   return {
     get(token, nowSeconds) {
@@ -251,10 +252,7 @@ function verifiedCache(maxEntries: number): {
     },
     set(token, claims, kid, nowSeconds) {
       if (maxEntries <= 0 || nowSeconds >= claims.exp) return
-      const key = keyOf(token)
-      entries.delete(key)
-      while (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
-      entries.set(key, { token, claims, kid })
+      entries.set(keyOf(token), { token, claims, kid })
     },
   }
 }

@@ -26,6 +26,7 @@ import {
 } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { LRUCache } from 'lru-cache'
 
 export type DataKeyStore = {
   /** Creates the owner's key if it has none; throws if it was destroyed. */
@@ -346,7 +347,13 @@ export function secretKey(bytes: Buffer): KeyObject {
   return key
 }
 
-/** Unwrapped keys, bounded (oldest out first). Null marks a destroyed key. */
+/** Stands for null in the cache (lru-cache holds no null or undefined values). */
+const DESTROYED = Symbol('destroyed')
+
+/**
+ * Unwrapped keys, bounded: at `maxEntries` the least recently used goes (lru-cache). Null marks
+ * a destroyed key. `maxEntries` 0 keeps nothing.
+ */
 export function keyCache<V = KeyObject | null>(
   maxEntries: number,
 ): {
@@ -354,13 +361,15 @@ export function keyCache<V = KeyObject | null>(
   set(owner: string, key: V): void
   clear(): void
 } {
-  const entries = new Map<string, V>()
+  if (maxEntries <= 0) return { get: () => undefined, set() {}, clear() {} }
+  const entries = new LRUCache<string, NonNullable<V> | typeof DESTROYED>({ max: maxEntries })
   return {
-    get: (owner) => entries.get(owner),
+    get(owner) {
+      const entry = entries.get(owner)
+      return entry === DESTROYED ? (null as V) : entry
+    },
     set(owner, key) {
-      entries.delete(owner)
-      while (entries.size > 0 && entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
-      if (maxEntries > 0) entries.set(owner, key)
+      entries.set(owner, key ?? DESTROYED)
     },
     clear: () => entries.clear(),
   }

@@ -204,15 +204,16 @@ describe('GET /metrics', () => {
     }
 
     expect(text).toContain('# TYPE http_request_duration_seconds histogram')
-    expect(text).toMatch(/^http_request_duration_seconds_bucket\{route="\/auth\/login",le="0\.1"\} \d+$/m)
+    // prom-client writes `le` before the other labels (their order carries no meaning in the format).
+    expect(text).toMatch(/^http_request_duration_seconds_bucket\{le="0\.1",route="\/auth\/login"\} \d+$/m)
     expect(text).toMatch(
-      /^http_request_duration_seconds_bucket\{route="\/auth\/login",le="\+Inf"\} [1-9]\d*$/m,
+      /^http_request_duration_seconds_bucket\{le="\+Inf",route="\/auth\/login"\} [1-9]\d*$/m,
     )
     expect(text).toMatch(/^http_request_duration_seconds_sum\{route="\/auth\/login"\} [\d.e-]+$/m)
     expect(text).toMatch(/^http_request_duration_seconds_count\{route="\/auth\/login"\} [1-9]\d*$/m)
     // Buckets are cumulative: never decreasing, and the last one is the count.
     const buckets = [
-      ...text.matchAll(/^http_request_duration_seconds_bucket\{route="\/protected",le="[^"]+"\} (\d+)$/gm),
+      ...text.matchAll(/^http_request_duration_seconds_bucket\{le="[^"]+",route="\/protected"\} (\d+)$/gm),
     ]
     const counts = buckets.map((m) => Number(m[1]))
     expect(counts.length).toBe(13)
@@ -228,6 +229,23 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/^auth_projection_lag 0$/m)
     expect(text).toContain('# TYPE auth_projection_lag_events gauge')
     expect(text).toMatch(/^auth_projection_lag_events 0$/m)
+  })
+
+  it("also serves the process's CPU, memory and heap, and the event-loop lag", async () => {
+    const text: string = (await request('GET', '/metrics')).body
+    for (const [name, type] of [
+      ['process_cpu_user_seconds_total', 'counter'],
+      ['process_resident_memory_bytes', 'gauge'],
+      ['nodejs_heap_size_used_bytes', 'gauge'],
+      ['nodejs_eventloop_lag_seconds', 'gauge'],
+      ['nodejs_eventloop_lag_p99_seconds', 'gauge'],
+    ]) {
+      expect(text).toContain(`# TYPE ${name} ${type}`)
+      expect(text).toMatch(new RegExp(`^${name} [\\d.e+-]+$`, 'm'))
+    }
+    // No metric family twice (the process metrics are registered once per process).
+    const types = text.split('\n').filter((line) => line.startsWith('# TYPE '))
+    expect(new Set(types).size).toBe(types.length)
   })
 
   it('counts requests: the counter for a route grows by exactly the requests made', async () => {
