@@ -10,8 +10,9 @@ import { type EventStore, type NewEvent, WrongExpectedRevisionError } from '../e
 import { eventMetadata } from './event-metadata.ts'
 
 export const ROSTER_STREAM = 'admin-roster'
-const LEASE_MS = 10_000
-const WAIT_MS = 5_000
+const LEASE_MS = 5_000
+/** Longer than a lease: a change waiting behind a holder that crashed gets the lock, not a 409. */
+const WAIT_MS = 8_000
 const RETRY_MS = 15
 
 export type RosterChange = { action: string; admin_id: number | null; user_id: number | null }
