@@ -135,11 +135,19 @@ describe('two instances on one PostgreSQL database', () => {
       const registered = await api(a.url)('POST', '/auth/register', { json: user })
       expect(registered.status).toBe(200)
       const fromA = await login(api(a.url), user)
-      const fromB = await login(api(b.url), user)
+      const loginOnB = await api(b.url)('POST', '/auth/login', {
+        form: { username: user.username, password: user.password },
+      })
+      expect(loginOnB.status).toBe(200)
+      const fromB = loginOnB.body
       expect(fromA.access_token).not.toBe(fromB.access_token)
+      // Both sessions projected everywhere before they are checked: this is about keys.
+      const seenEverywhere = readAfter(loginOnB)
       for (const server of [a, b]) {
         for (const token of [fromA.access_token, fromB.access_token])
-          expect((await api(server.url)('GET', '/protected', { token })).status).toBe(200)
+          expect(
+            (await api(server.url)('GET', '/protected', { token, headers: seenEverywhere })).status,
+          ).toBe(200)
         const jwks = await api(server.url)('GET', '/.well-known/jwks.json')
         expect(jwks.body.keys).toHaveLength(2)
       }
@@ -151,7 +159,10 @@ describe('two instances on one PostgreSQL database', () => {
       )
       // Step 3, once old tokens have expired: the new key alone.
       const c = await start(withKey(newKey.privateKey))
-      expect((await api(c.url)('GET', '/protected', { token: fromB.access_token })).status).toBe(200)
+      expect(
+        (await api(c.url)('GET', '/protected', { token: fromB.access_token, headers: seenEverywhere }))
+          .status,
+      ).toBe(200)
       expect((await api(c.url)('GET', '/protected', { token: fromA.access_token })).status).toBe(401)
     } finally {
       for (const server of started) await server.close()
