@@ -2,6 +2,7 @@ import type { AccountEvent, AccountRegistered, SessionsRevoked } from './account
 import {
   type Account,
   authenticationVoidedSince,
+  type EmailVerification,
   type ExistingAccount,
   evolveAccount,
   initialAccount,
@@ -11,12 +12,17 @@ import {
 import { DomainError } from './errors.ts'
 import type { Role } from './event.ts'
 import { ACCOUNT_LOCK_THRESHOLD, automaticLockMinutes } from './lockout.ts'
+import { decidePasskey, type PasskeyCommand } from './passkeys.ts'
 
 type Client = { ip_address: string | null; user_agent: string | null }
 
 export type AccountCommand =
   | { type: 'Register'; data: AccountRegistered['data'] }
-  | { type: 'RecordFailedLogin'; data: Client & { reason: 'password' | 'second_factor'; now: number } }
+  | {
+      type: 'RecordFailedLogin'
+      data: Client & { reason: 'password' | 'second_factor' | 'passkey'; now: number }
+    }
+  | PasskeyCommand
   /** `verified_at_revision`: the account revision whose password hash (or challenge) was checked. */
   | { type: 'RecordSuccessfulLogin'; data: { now: number; verified_at_revision: number } }
   | { type: 'Lock'; data: { note: string | null; until: string | null } }
@@ -47,11 +53,31 @@ export type AccountCommand =
   | { type: 'RequestPasswordReset'; data: { token_hash: string; expires_at: string } }
   | { type: 'CompletePasswordReset'; data: { token_hash: string; password_hash: string; now: number } }
   | { type: 'Delete'; data: Record<string, never> }
+  /**
+   * A new verification token, voiding the outstanding one: for a change awaiting confirmation
+   * if one is live at `now`, else for the current address (refused when that is verified).
+   */
+  | { type: 'RequestEmailVerification'; data: { token_hash: string; expires_at: string; now: number } }
+  /** A change of address that takes effect when the token mailed to it is used (REQUIRE_VERIFIED_EMAIL=1). */
+  | {
+      type: 'RequestEmailChange'
+      data: {
+        email: string
+        email_key: string
+        token_hash: string
+        expires_at: string
+        verified_at_revision: number
+      }
+    }
+  | { type: 'VerifyEmail'; data: { token_hash: string; now: number } }
 
 export const invalidChallenge = (): DomainError =>
   new DomainError('INVALID_CREDENTIALS', 'Invalid challenge token')
 export const invalidResetToken = (): DomainError =>
   new DomainError('RESET_TOKEN_INVALID', 'Invalid or expired reset token')
+
+export const invalidVerificationToken = (): DomainError =>
+  new DomainError('EMAIL_VERIFICATION_INVALID', 'Invalid, expired or already used verification token')
 
 function existing(state: Account): ExistingAccount {
   if (state.status === 'none' || state.status === 'erased') {
@@ -82,8 +108,16 @@ function recordFailedLogin(
   state: Account,
 ): AccountEvent[] {
   const account = existing(state)
-  const { now, reason, ip_address, user_agent } = command.data
-  assertNotLocked(account, now)
+  assertNotLocked(account, command.data.now)
+  return failedLoginEvents(account, command.data)
+}
+
+/** A failed login, and the automatic lock when it is one failure too many. */
+export function failedLoginEvents(
+  account: ExistingAccount,
+  failure: Client & { reason: 'password' | 'second_factor' | 'passkey'; now: number },
+): AccountEvent[] {
+  const { now, reason, ip_address, user_agent } = failure
   const events: AccountEvent[] = [{ type: 'LoginFailed', data: { reason, ip_address, user_agent } }]
   if (account.failedLogins + 1 >= ACCOUNT_LOCK_THRESHOLD) {
     const minutes = automaticLockMinutes(account.automaticLocks)
@@ -208,6 +242,92 @@ function completePasswordReset(
   ]
 }
 
+/** A change of address awaiting confirmation whose token is still valid at `now`, if any. */
+export function livePendingEmailChange(
+  account: ExistingAccount,
+  now: number,
+): { email: string; emailKey: string; expiresAt: string } | null {
+  const v = account.emailVerification
+  if (!v || v.pendingEmail === null || v.pendingEmailKey === null) return null
+  if (Date.parse(v.expiresAt) <= now) return null
+  return { email: v.pendingEmail, emailKey: v.pendingEmailKey, expiresAt: v.expiresAt }
+}
+
+/** With REQUIRE_VERIFIED_EMAIL=1, whoever knows the password still cannot sign in to an unconfirmed address. */
+export function assertEmailVerified(account: ExistingAccount): void {
+  if (!account.emailVerified) {
+    throw new DomainError(
+      'EMAIL_NOT_VERIFIED',
+      'Email address not verified: use the token mailed to it with POST /auth/verify-email',
+    )
+  }
+}
+
+/** The outstanding verification a token (by its hash) may confirm now: single use, until it expires. */
+export function assertEmailVerificationUsable(
+  state: Account,
+  tokenHash: string,
+  now: number,
+): { account: ExistingAccount; verification: EmailVerification } {
+  if (state.status === 'none' || state.status === 'erased') throw invalidVerificationToken()
+  const verification = state.emailVerification
+  if (!verification || verification.hash !== tokenHash || Date.parse(verification.expiresAt) <= now)
+    throw invalidVerificationToken()
+  return { account: state, verification }
+}
+
+function requestEmailVerification(
+  command: Extract<AccountCommand, { type: 'RequestEmailVerification' }>,
+  state: Account,
+): AccountEvent[] {
+  const account = existing(state)
+  const { token_hash, expires_at, now } = command.data
+  const pending = livePendingEmailChange(account, now)
+  if (pending) {
+    return [
+      {
+        type: 'EmailVerificationRequested',
+        data: { token_hash, expires_at, email: pending.email, email_key: pending.emailKey },
+      },
+    ]
+  }
+  if (account.emailVerified) throw new DomainError('ALREADY_IN_STATE', 'Email address is already verified')
+  return [{ type: 'EmailVerificationRequested', data: { token_hash, expires_at } }]
+}
+
+function requestEmailChange(
+  command: Extract<AccountCommand, { type: 'RequestEmailChange' }>,
+  state: Account,
+): AccountEvent[] {
+  const account = existing(state)
+  const { email, email_key, token_hash, expires_at, verified_at_revision } = command.data
+  assertCurrentPasswordStillValid(account, verified_at_revision)
+  if (email_key === account.emailKey) return []
+  return [{ type: 'EmailVerificationRequested', data: { token_hash, expires_at, email, email_key } }]
+}
+
+function verifyEmail(
+  command: Extract<AccountCommand, { type: 'VerifyEmail' }>,
+  state: Account,
+): AccountEvent[] {
+  const { token_hash, now } = command.data
+  const { account, verification } = assertEmailVerificationUsable(state, token_hash, now)
+  const verified: AccountEvent = { type: 'EmailVerified', data: { token_hash } }
+  if (verification.pendingEmail === null || verification.pendingEmailKey === null) return [verified]
+  // The confirmed change: the new address, then its confirmation (EmailChanged leaves it unconfirmed).
+  return [
+    {
+      type: 'EmailChanged',
+      data: {
+        email: verification.pendingEmail,
+        email_key: verification.pendingEmailKey,
+        previous_email_key: account.emailKey,
+      },
+    },
+    verified,
+  ]
+}
+
 export function decideAccount(command: AccountCommand, state: Account): AccountEvent[] {
   switch (command.type) {
     case 'Register':
@@ -270,6 +390,12 @@ export function decideAccount(command: AccountCommand, state: Account): AccountE
       return [{ type: 'PasswordResetRequested', data: command.data }]
     case 'CompletePasswordReset':
       return completePasswordReset(command, state)
+    case 'RequestEmailVerification':
+      return requestEmailVerification(command, state)
+    case 'RequestEmailChange':
+      return requestEmailChange(command, state)
+    case 'VerifyEmail':
+      return verifyEmail(command, state)
     case 'Delete': {
       const account = existing(state)
       return [
@@ -277,6 +403,12 @@ export function decideAccount(command: AccountCommand, state: Account): AccountE
         { type: 'AccountDeleted', data: { username_key: account.usernameKey, email_key: account.emailKey } },
       ]
     }
+    case 'RegisterPasskey':
+    case 'RenamePasskey':
+    case 'RemovePasskey':
+    case 'UsePasskey':
+    case 'RemovePassword':
+      return decidePasskey(command, existing(state), { assertCanLogIn, failedLoginEvents })
     default: {
       const unknown: never = command
       throw new Error(`unknown command ${JSON.stringify(unknown)}`)

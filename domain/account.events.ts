@@ -16,7 +16,7 @@ export type AccountRegistered = Event<
 >
 export type LoginFailed = Event<
   'LoginFailed',
-  { reason: 'password' | 'second_factor'; ip_address: string | null; user_agent: string | null }
+  { reason: 'password' | 'second_factor' | 'passkey'; ip_address: string | null; user_agent: string | null }
 >
 export type FailedLoginsCleared = Event<'FailedLoginsCleared', Record<string, never>>
 export type AccountLocked = Event<
@@ -55,6 +55,68 @@ export type PasswordResetRequested = Event<
 >
 export type PasswordResetCompleted = Event<'PasswordResetCompleted', { token_hash: string }>
 export type AccountDeleted = Event<'AccountDeleted', { username_key: string; email_key: string }>
+/**
+ * A single-use token that confirms an email address, stored as a hash; it voids any earlier one.
+ * Without `email` it confirms the account's current address; with `email` and its `email_key`, a
+ * change to that address which takes effect only when confirmed (REQUIRE_VERIFIED_EMAIL=1).
+ */
+export type EmailVerificationRequested = Event<
+  'EmailVerificationRequested',
+  { token_hash: string; expires_at: string; email?: string; email_key?: string }
+>
+/** The account's current address is confirmed (for a pending change, after its EmailChanged). */
+export type EmailVerified = Event<'EmailVerified', { token_hash: string }>
+/**
+ * A WebAuthn credential added to the account (domain/passkeys.ts). The credential id, its public
+ * key and the user handle identify the person's authenticator: personal, so erasure destroys them.
+ * `challenge_id` is the registration challenge it consumed.
+ */
+export type PasskeyRegistered = Event<
+  'PasskeyRegistered',
+  {
+    passkey_id: number
+    name: string
+    credential_id: string
+    public_key: string
+    user_handle: string
+    sign_count: number
+    transports: string[]
+    aaguid: string
+    device_type: 'singleDevice' | 'multiDevice'
+    backed_up: boolean
+    user_verified: boolean
+    attestation_format: string
+    challenge_id: string
+    challenge_expires_at: string
+  }
+>
+export type PasskeyRenamed = Event<'PasskeyRenamed', { passkey_id: number; name: string }>
+export type PasskeyRemoved = Event<'PasskeyRemoved', { passkey_id: number }>
+/** A login with the passkey: its new sign counter, and the challenge it consumed. */
+export type PasskeyUsed = Event<
+  'PasskeyUsed',
+  {
+    passkey_id: number
+    sign_count: number
+    user_verified: boolean
+    backed_up: boolean
+    challenge_id: string
+    challenge_expires_at: string
+  }
+>
+/** A validly signed assertion whose sign counter did not move forward (a cloned authenticator?): refused. */
+export type PasskeySignCountRegressed = Event<
+  'PasskeySignCountRegressed',
+  {
+    passkey_id: number
+    stored_sign_count: number
+    presented_sign_count: number
+    ip_address: string | null
+    user_agent: string | null
+  }
+>
+/** The account became passwordless: it logs in with its passkeys only. */
+export type PasswordRemoved = Event<'PasswordRemoved', Record<string, never>>
 
 export type AccountEvent =
   | AccountRegistered
@@ -77,6 +139,14 @@ export type AccountEvent =
   | PasswordResetRequested
   | PasswordResetCompleted
   | AccountDeleted
+  | PasskeyRegistered
+  | PasskeyRenamed
+  | PasskeyRemoved
+  | PasskeyUsed
+  | PasskeySignCountRegressed
+  | PasswordRemoved
+  | EmailVerificationRequested
+  | EmailVerified
 
 /**
  * Every text field of every account event, personal or not. The HMAC keys of the username and
@@ -112,4 +182,28 @@ export const ACCOUNT_EVENT_FIELDS = {
   PasswordResetRequested: { token_hash: 'safe', expires_at: 'safe' },
   PasswordResetCompleted: { token_hash: 'safe' },
   AccountDeleted: { username_key: 'personal', email_key: 'personal' },
+  PasskeyRegistered: {
+    name: 'personal',
+    credential_id: 'personal',
+    public_key: 'personal',
+    user_handle: 'personal',
+    transports: 'safe',
+    aaguid: 'safe',
+    device_type: 'safe',
+    attestation_format: 'safe',
+    challenge_id: 'safe',
+    challenge_expires_at: 'safe',
+  },
+  PasskeyRenamed: { name: 'personal' },
+  PasskeyRemoved: {},
+  PasskeyUsed: { challenge_id: 'safe', challenge_expires_at: 'safe' },
+  PasskeySignCountRegressed: { ip_address: 'personal', user_agent: 'personal' },
+  PasswordRemoved: {},
+  EmailVerificationRequested: {
+    token_hash: 'safe',
+    expires_at: 'safe',
+    email: 'personal',
+    email_key: 'personal',
+  },
+  EmailVerified: { token_hash: 'safe' },
 } as const satisfies TextFieldDeclarations<AccountEvent>

@@ -1,5 +1,6 @@
 import type { AccountEvent } from './account.events.ts'
 import type { Role } from './event.ts'
+import { evolvePasskeys, NO_PASSKEYS, type Passkeys } from './passkeys.ts'
 
 export type Lock = { reason: 'admin' | 'too_many_failures'; note: string | null; until: string | null }
 
@@ -18,6 +19,17 @@ export type Totp = {
 
 export type ResetToken = { hash: string; expiresAt: string; used: boolean }
 
+/**
+ * The one outstanding email verification token: for the current address, or for `pendingEmail`,
+ * a change that takes effect when confirmed. A newer request or an email change voids it.
+ */
+export type EmailVerification = {
+  hash: string
+  expiresAt: string
+  pendingEmail: string | null
+  pendingEmailKey: string | null
+}
+
 export type ExistingAccount = {
   status: 'active' | 'deactivated'
   id: number
@@ -33,6 +45,11 @@ export type ExistingAccount = {
   lock: Lock | null
   totp: Totp
   resetTokens: ResetToken[]
+  /** WebAuthn credentials (domain/passkeys.ts). `passwordHash` is '' once the account is passwordless. */
+  passkeys: Passkeys
+  /** Whether the current address was confirmed with a mailed token since it was set. */
+  emailVerified: boolean
+  emailVerification: EmailVerification | null
   /** Revision of the last event folded; sessions remember the revision they started at. */
   revision: number
   /**
@@ -105,6 +122,9 @@ export function evolveAccount(state: Account, event: AccountEvent): Account {
       lock: null,
       totp: NO_TOTP,
       resetTokens: [],
+      passkeys: NO_PASSKEYS,
+      emailVerified: false,
+      emailVerification: null,
       revision: 0,
       authRevision: 0,
       sessionRevocations: [],
@@ -124,6 +144,7 @@ function voidsAuthentications(event: AccountEvent): boolean {
     case 'AccountLocked':
     case 'AccountDeactivated':
     case 'SessionsRevoked':
+    case 'PasswordRemoved':
     case 'TotpEnabled':
     case 'TotpDisabled':
       return true
@@ -187,7 +208,15 @@ function applyToExisting(
       return { ...state, role: event.data.role }
     case 'EmailChanged':
       // The old mailbox must not keep a way in: outstanding reset tokens die with the address.
-      return { ...state, email: event.data.email, emailKey: event.data.email_key, resetTokens: [] }
+      // A new address is unconfirmed, and a token mailed for another address is void.
+      return {
+        ...state,
+        email: event.data.email,
+        emailKey: event.data.email_key,
+        resetTokens: [],
+        emailVerified: false,
+        emailVerification: null,
+      }
     case 'FullNameChanged':
       return { ...state, fullName: event.data.full_name }
     case 'PasswordChanged':
@@ -253,6 +282,27 @@ function applyToExisting(
           t.hash === event.data.token_hash ? { ...t, used: true } : t,
         ),
       }
+    case 'EmailVerificationRequested':
+      return {
+        ...state,
+        emailVerification: {
+          hash: event.data.token_hash,
+          expiresAt: event.data.expires_at,
+          pendingEmail: event.data.email ?? null,
+          pendingEmailKey: event.data.email_key ?? null,
+        },
+      }
+    case 'EmailVerified':
+      return { ...state, emailVerified: true, emailVerification: null }
+    case 'PasskeyRegistered':
+    case 'PasskeyRenamed':
+    case 'PasskeyRemoved':
+    case 'PasskeyUsed':
+    case 'PasskeySignCountRegressed':
+      return { ...state, passkeys: evolvePasskeys(state.passkeys, event) }
+    case 'PasswordRemoved':
+      // No password, so no way to set one by a reset token issued before.
+      return { ...state, passwordHash: '', resetTokens: [] }
     case 'AccountDeleted':
       return { status: 'erased', id: state.id }
   }

@@ -48,8 +48,16 @@ export const activityProjection: Projection = projectionOf({
     CREATE INDEX IF NOT EXISTS activity_user ON activity (user_id, position);
   `,
   on: {
+    // A session a passkey started (amr `hwk` or `swk`) is a passkey login.
     SessionStarted: (event, db) =>
-      insert(db, event, 'login', event.data.user_id, sessionOf(event), event.data),
+      insert(
+        db,
+        event,
+        event.data.amr.some((m) => m === 'hwk' || m === 'swk') ? 'passkey_login' : 'login',
+        event.data.user_id,
+        sessionOf(event),
+        event.data,
+      ),
     LoginFailed: (event, db) => insert(db, event, 'login_failed', accountOf(event), null, event.data),
     TotpEnabled: accountActivity('2fa_enabled'),
     TotpDisabled: accountActivity('2fa_disabled'),
@@ -61,6 +69,7 @@ export const activityProjection: Projection = projectionOf({
     },
     PasswordResetRequested: accountActivity('password_reset_requested'),
     EmailChanged: accountActivity('email_changed'),
+    EmailVerified: accountActivity('email_verified'),
     SessionRevoked(event, db) {
       const type = event.data.reason === 'refresh_token_reuse' ? 'refresh_token_reuse' : 'session_revoked'
       insert(db, event, type, event.data.user_id, sessionOf(event))
@@ -71,6 +80,11 @@ export const activityProjection: Projection = projectionOf({
     AccountDeactivated: accountActivity('deactivated'),
     AccountActivated: accountActivity('activated'),
     RoleChanged: accountActivity('role_changed'),
+    PasskeyRegistered: accountActivity('passkey_added'),
+    PasskeyRemoved: accountActivity('passkey_removed'),
+    PasskeySignCountRegressed: (event, db) =>
+      insert(db, event, 'passkey_sign_count_rejected', accountOf(event), null, event.data),
+    PasswordRemoved: accountActivity('password_removed'),
     AccountDeleted: (event, db) => db.run('DELETE FROM activity WHERE user_id = ?', accountOf(event)),
   },
 })

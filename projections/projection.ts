@@ -25,7 +25,16 @@ export type Projection = {
    * and the index must work if a crash skips `resume`.
    */
   bulkLoad?: { suspend: string; resume: string }
+  /**
+   * Columns added to a table of `schema` after read-model files were written with it: opening an
+   * older file adds the missing ones (`ALTER TABLE … ADD COLUMN`), so it needs no rebuild. Only for
+   * a column whose default is what replaying the older events would give it (the events that set
+   * it are newer than any file without it). The CREATE statement in `schema` has them too.
+   */
+  addedColumns?: readonly AddedColumn[]
 }
+
+export type AddedColumn = { table: string; column: string; definition: string }
 
 type Handler<E extends DomainEvent> = (event: Recorded<E>, db: ReadModelWriter) => void
 export type Handlers = { [T in DomainEvent['type']]?: Handler<Extract<DomainEvent, { type: T }>> }

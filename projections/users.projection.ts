@@ -91,6 +91,17 @@ const update =
       ),
     )
 
+/**
+ * Email verification (second release): whether the current address is confirmed, and a change
+ * of address awaiting confirmation with the expiry of its token. Files from before it get them
+ * with their defaults, which is what a replay gives: no older event sets them.
+ */
+const EMAIL_VERIFICATION_COLUMNS = [
+  { table: 'users', column: 'email_verified', definition: 'INTEGER NOT NULL DEFAULT 0' },
+  { table: 'users', column: 'pending_email', definition: 'TEXT' },
+  { table: 'users', column: 'pending_email_expires_at', definition: 'TEXT' },
+] as const
+
 export const usersProjection: Projection = projectionOf({
   name: 'users',
   // users_search after users: dropping users drops the triggers that write the index.
@@ -113,7 +124,8 @@ export const usersProjection: Projection = projectionOf({
       is_2fa_enabled INTEGER NOT NULL DEFAULT 0,
       created_at TEXT NOT NULL,
       last_login_at TEXT,
-      revision INTEGER NOT NULL
+      revision INTEGER NOT NULL,
+      ${EMAIL_VERIFICATION_COLUMNS.map((c) => `${c.column} ${c.definition}`).join(',\n      ')}
     );
     CREATE INDEX IF NOT EXISTS users_username ON users (username_lower);
     CREATE INDEX IF NOT EXISTS users_email ON users (email_lower);
@@ -124,6 +136,7 @@ export const usersProjection: Projection = projectionOf({
   // A replay indexes the users in one 'rebuild' at the end. Until then the index stays empty
   // (no trigger writes a part of it), so `q` scans; if a crash skips the end, the next start
   // recreates the triggers and BUILD_SEARCH_INDEX fills the index, as for an old file.
+  addedColumns: EMAIL_VERIFICATION_COLUMNS,
   bulkLoad: {
     suspend: ['insert', 'update', 'delete'].map((t) => `DROP TRIGGER IF EXISTS users_search_${t};`).join(''),
     resume: `${SEARCH_SCHEMA}; ${BUILD_SEARCH_INDEX}`,
@@ -157,7 +170,15 @@ export const usersProjection: Projection = projectionOf({
     AccountDeactivated: update('is_active = 0'),
     AccountActivated: update('is_active = 1'),
     RoleChanged: update('role = ?', ({ data }) => [data.role]),
-    EmailChanged: update('email = ?, email_lower = ?', ({ data }) => [data.email, data.email.toLowerCase()]),
+    EmailChanged: update(
+      'email = ?, email_lower = ?, email_verified = 0, pending_email = NULL, pending_email_expires_at = NULL',
+      ({ data }) => [data.email, data.email.toLowerCase()],
+    ),
+    // A request for the current address (no `email`) voids a change awaiting confirmation.
+    EmailVerificationRequested: update('pending_email = ?, pending_email_expires_at = ?', ({ data }) =>
+      data.email === undefined ? [null, null] : [data.email, data.expires_at],
+    ),
+    EmailVerified: update('email_verified = 1, pending_email = NULL, pending_email_expires_at = NULL'),
     FullNameChanged: update('full_name = ?', ({ data }) => [data.full_name ?? null]),
     TotpEnabled: update('is_2fa_enabled = 1'),
     TotpDisabled: update('is_2fa_enabled = 0'),

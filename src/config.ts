@@ -36,6 +36,13 @@ export type Config = {
   sessionMaxAgeSeconds: number
   /** How long a request with X-Consistency-Position waits for the read models before a 503. */
   consistencyWaitMs: number
+  /** WebAuthn relying party id (a domain) and the origins passkey ceremonies may come from. */
+  rpId: string
+  rpOrigins: string[]
+  /** How long a mailed email verification token works. */
+  emailVerificationTtlSeconds: number
+  /** Login needs a verified address, and a change of address takes effect when confirmed. */
+  requireVerifiedEmail: boolean
 }
 
 export class ConfigError extends Error {
@@ -76,6 +83,47 @@ function secret32(env: NodeJS.ProcessEnv, name: string): Uint8Array | null {
   return new Uint8Array(bytes)
 }
 
+/**
+ * `RP_ID` and `RP_ORIGINS`, by default the host and the origin of `PUBLIC_URL`. Browsers accept an
+ * RP id only as a domain (`localhost` included), not an IP address, and need https except on localhost.
+ */
+function relyingParty(env: NodeJS.ProcessEnv, publicUrl: string): { rpId: string; rpOrigins: string[] } {
+  let fallback: URL
+  try {
+    fallback = new URL(publicUrl)
+  } catch {
+    if (env.PUBLIC_URL?.trim())
+      throw new ConfigError(`PUBLIC_URL must be an absolute URL, got "${publicUrl}"`)
+    // Derived from a HOST that makes no URL (an unbracketed IPv6 address): passkeys on localhost.
+    fallback = new URL('http://localhost')
+  }
+  const rpId = (env.RP_ID?.trim() || fallback.hostname).toLowerCase()
+  if (
+    !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(rpId) &&
+    !/^\[.*\]$/.test(rpId)
+  )
+    throw new ConfigError(`RP_ID must be a domain name (no scheme, port or path), got "${env.RP_ID}"`)
+  const rawOrigins = env.RP_ORIGINS?.trim()
+  const rpOrigins = rawOrigins
+    ? rawOrigins
+        .split(',')
+        .map((o) => o.trim())
+        .filter((o) => o !== '')
+    : [fallback.origin]
+  for (const origin of rpOrigins) {
+    let parsed: URL | null = null
+    try {
+      parsed = new URL(origin)
+    } catch {}
+    if (!parsed || parsed.origin !== origin)
+      throw new ConfigError(
+        `RP_ORIGINS must be comma-separated origins like https://example.com (scheme, host, optional port; no path), got "${origin}"`,
+      )
+  }
+  if (rpOrigins.length === 0) throw new ConfigError('RP_ORIGINS must name at least one origin')
+  return { rpId, rpOrigins }
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const eventStoreUrl = env.EVENT_STORE_URL?.trim() || null
   if (
@@ -91,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('DATA_KEYS_URL must start with postgres:// or postgresql://')
   const port = integer(env, 'PORT', 8000, 0)
   const host = env.HOST?.trim() || '127.0.0.1'
+  const publicUrl = env.PUBLIC_URL?.trim() || `http://${host}:${port}`
   return {
     port,
     host,
@@ -112,11 +161,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uniquenessSecret: secret32(env, 'UNIQUENESS_SECRET'),
     signingKeyPem: env.JWT_PRIVATE_KEY_PEM || null,
     verifyPublicKeysPem: env.JWT_VERIFY_PUBLIC_KEYS_PEM || null,
-    publicUrl: env.PUBLIC_URL?.trim() || `http://${host}:${port}`,
+    publicUrl,
     checkpointIntervalMinutes: integer(env, 'CHECKPOINT_INTERVAL_MINUTES', 60, 0),
     metricsToken: env.METRICS_TOKEN || null,
     refreshReuseGraceSeconds: integer(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0),
     sessionMaxAgeSeconds: integer(env, 'SESSION_MAX_AGE_SECONDS', 2_592_000, 1),
     consistencyWaitMs: integer(env, 'CONSISTENCY_WAIT_MS', 5000, 0),
+    ...relyingParty(env, publicUrl),
+    emailVerificationTtlSeconds: integer(env, 'EMAIL_VERIFICATION_TTL_SECONDS', 86_400, 1),
+    requireVerifiedEmail: oneOf(env, 'REQUIRE_VERIFIED_EMAIL', ['0', '1'], '0') === '1',
   }
 }

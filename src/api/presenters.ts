@@ -1,6 +1,6 @@
 /** Read-model rows as the contract's response shapes. */
 import type { SessionRow, UserRow } from '../readstore/queries.ts'
-import { isLockedRow } from '../readstore/queries.ts'
+import { isLockedRow, pendingEmailOf } from '../readstore/queries.ts'
 
 export function maskEmail(email: string): string {
   const at = email.lastIndexOf('@')
@@ -19,8 +19,13 @@ export function toUserResponse(user: UserRow, now: Date, options: { maskEmail?: 
     is_locked: isLockedRow(user, now.getTime()),
     is_2fa_enabled: user.is_2fa_enabled === 1,
     created_at: user.created_at,
+    email_verified: user.email_verified === 1,
+    pending_email: maskedIf(options.maskEmail, pendingEmailOf(user, now.getTime())),
   }
 }
+
+const maskedIf = (mask: boolean | undefined, email: string | null): string | null =>
+  email !== null && mask ? maskEmail(email) : email
 
 export function toVendorResponse(user: UserRow) {
   return {

@@ -14,6 +14,8 @@ export const ROUTES = {
   resetRequest: { method: 'POST', path: '/auth/password-reset-request' },
   reset: { method: 'POST', path: '/auth/password-reset' },
   profile: { method: 'PUT', path: '/auth/profile' },
+  verifyEmail: { method: 'POST', path: '/auth/verify-email' },
+  resendVerification: { method: 'POST', path: '/auth/verify-email/resend' },
   sessions: { method: 'GET', path: '/auth/sessions' },
   revokeSession: { method: 'DELETE', path: '/auth/sessions/{session_id}' },
   activity: { method: 'GET', path: '/auth/activity' },

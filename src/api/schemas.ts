@@ -36,6 +36,10 @@ export const UserResponse = z
     is_locked: z.boolean(),
     is_2fa_enabled: z.boolean(),
     created_at: Timestamp,
+    /** Whether `email` was confirmed with a token mailed to it. */
+    email_verified: z.boolean(),
+    /** A change of address awaiting confirmation (REQUIRE_VERIFIED_EMAIL=1), or null. */
+    pending_email: z.string().nullable(),
   })
   .meta({ id: 'UserResponse' })
 
@@ -77,6 +81,10 @@ export const PasswordResetRequest = z.object({ email: Email }).meta({ id: 'Passw
 export const PasswordReset = z
   .object({ token: z.string().min(1).max(8192), new_password: Password })
   .meta({ id: 'PasswordReset' })
+export const VerifyEmailRequest = z
+  // Generous like TokenRefresh: a malformed token is an invalid one (400), not a validation error.
+  .object({ token: z.string().min(1).max(8192) })
+  .meta({ id: 'VerifyEmailRequest' })
 export const TokenRefresh = z
   // Generous on purpose: a wrong kind of token (an access token, say) is an invalid refresh
   // token, 401, not a validation error.
@@ -196,3 +204,100 @@ export const HTTPValidationError = z
 
 export const UserIdPath = z.object({ user_id: Id })
 export const SessionIdPath = z.object({ session_id: Id })
+
+// Passkeys (WebAuthn). The credential JSON is WebAuthn Level 3's (what @simplewebauthn/browser and
+// `PublicKeyCredential.toJSON()` give): binary fields base64url, bounded so the body limit holds.
+const Base64Url = z
+  .string()
+  .max(16_384)
+  .regex(/^[A-Za-z0-9_-]*$/, 'must be base64url')
+const CredentialId = Base64Url.min(1).max(1366)
+const PasskeyName = z.string().trim().min(1).max(64)
+const ClientExtensionResults = z.record(z.string(), z.unknown())
+const AuthenticatorAttachment = z.enum(['platform', 'cross-platform'])
+
+export const Passkey = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    created_at: Timestamp,
+    last_used_at: Timestamp.nullable(),
+  })
+  .meta({ id: 'Passkey' })
+export const RegistrationResponseJSON = z
+  .object({
+    id: CredentialId,
+    rawId: CredentialId,
+    type: z.literal('public-key'),
+    response: z.object({
+      clientDataJSON: Base64Url.min(1),
+      attestationObject: Base64Url.min(1),
+      transports: z.array(z.string().max(32)).max(16).optional(),
+      authenticatorData: Base64Url.optional(),
+      publicKey: Base64Url.optional(),
+      publicKeyAlgorithm: z.number().int().optional(),
+    }),
+    authenticatorAttachment: AuthenticatorAttachment.optional(),
+    clientExtensionResults: ClientExtensionResults.default({}),
+  })
+  .meta({ id: 'RegistrationResponseJSON' })
+export const PasskeyRegistration = z
+  .object({ response: RegistrationResponseJSON, name: PasskeyName.nullish() })
+  .meta({ id: 'PasskeyRegistration' })
+export const AuthenticationResponseJSON = z
+  .object({
+    id: CredentialId,
+    rawId: CredentialId,
+    type: z.literal('public-key'),
+    response: z.object({
+      clientDataJSON: Base64Url.min(1),
+      authenticatorData: Base64Url.min(1),
+      signature: Base64Url.min(1),
+      userHandle: Base64Url.max(128).nullish(),
+    }),
+    authenticatorAttachment: AuthenticatorAttachment.optional(),
+    clientExtensionResults: ClientExtensionResults.default({}),
+  })
+  .meta({ id: 'AuthenticationResponseJSON' })
+export const PasskeyLogin = z.object({ response: AuthenticationResponseJSON }).meta({ id: 'PasskeyLogin' })
+export const PasskeyLoginOptionsRequest = z
+  .object({ username: z.string().min(1).max(254).optional() })
+  .meta({ id: 'PasskeyLoginOptionsRequest' })
+export const PasskeyRename = z.object({ name: PasskeyName }).meta({ id: 'PasskeyRename' })
+const CredentialDescriptor = z.object({
+  id: z.string(),
+  type: z.string(),
+  transports: z.array(z.string()).optional(),
+})
+export const PublicKeyCredentialCreationOptionsJSON = z
+  .object({
+    challenge: z.string(),
+    rp: z.object({ name: z.string(), id: z.string().optional() }),
+    user: z.object({ id: z.string(), name: z.string(), displayName: z.string() }),
+    pubKeyCredParams: z.array(z.object({ alg: z.number().int(), type: z.string() })),
+    timeout: z.number().int().optional(),
+    excludeCredentials: z.array(CredentialDescriptor).optional(),
+    authenticatorSelection: z
+      .object({
+        authenticatorAttachment: z.string().optional(),
+        requireResidentKey: z.boolean().optional(),
+        residentKey: z.string().optional(),
+        userVerification: z.string().optional(),
+      })
+      .optional(),
+    hints: z.array(z.string()).optional(),
+    attestation: z.string().optional(),
+    extensions: z.object({ credProps: z.boolean().optional() }).optional(),
+  })
+  .meta({ id: 'PublicKeyCredentialCreationOptionsJSON' })
+export const PublicKeyCredentialRequestOptionsJSON = z
+  .object({
+    challenge: z.string(),
+    rpId: z.string().optional(),
+    timeout: z.number().int().optional(),
+    allowCredentials: z.array(CredentialDescriptor).optional(),
+    userVerification: z.string().optional(),
+    hints: z.array(z.string()).optional(),
+  })
+  .meta({ id: 'PublicKeyCredentialRequestOptionsJSON' })
+export const PasskeyIdPath = z.object({ passkey_id: Id })

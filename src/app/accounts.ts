@@ -9,6 +9,7 @@ import type { ProjectionRunner } from '../readstore/projection-runner.ts'
 import type { Queries, UserRow } from '../readstore/queries.ts'
 import type { PasswordHasher } from '../security/passwords.ts'
 import type { CommandContext, CommandHandler } from './command-handler.ts'
+import type { EmailVerification, IssuedToken } from './email-verification.ts'
 import { reserveId } from './id-sequence.ts'
 import { type LoginThrottle, throttleKey } from './login-throttle.ts'
 import { accountStream } from './streams.ts'
@@ -34,11 +35,13 @@ export type AccountsDeps = {
   claims: UniqueClaims
   passwords: PasswordHasher
   throttle: LoginThrottle
+  /** Mails the token that confirms a new account's address, or a changed one. */
+  emailVerification: EmailVerification
   now: () => Date
 }
 
 export function createAccounts(deps: AccountsDeps) {
-  const { store, commands, runner, queries, claims, passwords, throttle, now } = deps
+  const { store, commands, runner, queries, claims, passwords, throttle, emailVerification, now } = deps
 
   async function register(input: NewAccount, context: CommandContext): Promise<UserRow> {
     assertPasswordAllowed(input.password, { username: input.username, email: input.email })
@@ -58,28 +61,32 @@ export function createAccounts(deps: AccountsDeps) {
       await claims.release('username', usernameKey, userId)
       throw new DomainError('EMAIL_TAKEN', 'Email already registered')
     }
+    // The account and the token that confirms its address, appended together.
+    const verification = emailVerification.issue(userId)
+    const register: AccountCommand = {
+      type: 'Register',
+      data: {
+        user_id: userId,
+        username: input.username.trim(),
+        email: input.email.trim(),
+        full_name: input.full_name ?? null,
+        company_name: input.company_name ?? null,
+        role: input.role,
+        password_hash: passwordHash,
+        username_key: usernameKey,
+        email_key: emailKey,
+      },
+    }
     const result = await commands.handle(
       accountStream(userId),
-      accountDecider,
-      {
-        type: 'Register',
-        data: {
-          user_id: userId,
-          username: input.username.trim(),
-          email: input.email.trim(),
-          full_name: input.full_name ?? null,
-          company_name: input.company_name ?? null,
-          role: input.role,
-          password_hash: passwordHash,
-          username_key: usernameKey,
-          email_key: emailKey,
-        },
-      },
+      profileChanges,
+      [register, emailVerification.request(verification)],
       { ...context, owner: userId },
     )
     await runner.waitFor(result.position)
     const user = queries.userById(userId)
     if (!user) throw new Error(`user ${userId} missing from the read model after registration`)
+    emailVerification.mailAfter(result.events, user, verification, false)
     return user
   }
 
@@ -132,14 +139,25 @@ export function createAccounts(deps: AccountsDeps) {
       }
     }
     let email: { email: string; email_key: string } | undefined
+    const intents: AccountCommand[] = []
+    let verification: IssuedToken | undefined
     if (changesEmail && input.email !== undefined) {
       const key = claims.keyOf('email', input.email)
-      if (!(await claims.claim('email', key, userId)))
-        throw new DomainError('EMAIL_TAKEN', 'Email already registered')
-      email = { email: input.email.trim(), email_key: key }
+      const change = { email: input.email.trim(), email_key: key }
+      verification = emailVerification.issue(userId)
+      if (emailVerification.changeNeedsConfirmation) {
+        // Only requested: the address is claimed when the token mailed to it is used.
+        const holder = queries.userByEmail(input.email)
+        if (holder && holder.id !== userId) throw new DomainError('EMAIL_TAKEN', 'Email already registered')
+        intents.push(emailVerification.changeRequest(change, verification, verified_at_revision))
+      } else {
+        if (!(await claims.claim('email', key, userId)))
+          throw new DomainError('EMAIL_TAKEN', 'Email already registered')
+        email = change
+        intents.push({ type: 'ChangeEmail', data: { ...email, verified_at_revision } })
+        intents.push(emailVerification.request(verification))
+      }
     }
-    const intents: AccountCommand[] = []
-    if (email) intents.push({ type: 'ChangeEmail', data: { ...email, verified_at_revision } })
     if (input.full_name !== undefined)
       intents.push({ type: 'ChangeFullName', data: { full_name: input.full_name } })
     if (changePassword) intents.push(changePassword)
@@ -149,6 +167,7 @@ export function createAccounts(deps: AccountsDeps) {
         owner: userId,
       })
       if (email) await claims.release('email', state.emailKey, userId)
+      emailVerification.mailAfter(result.events, state, verification, true)
       await runner.waitFor(result.position)
     } catch (error) {
       if (email) await claims.release('email', email.email_key, userId)

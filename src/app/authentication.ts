@@ -5,6 +5,7 @@
 import {
   accountDecider,
   assertCanLogIn,
+  assertEmailVerified,
   assertNotLocked,
   invalidChallenge,
 } from '../../domain/account.decider.ts'
@@ -68,6 +69,10 @@ export type AuthenticationDeps = {
   sessionMaxAgeSeconds: number
   throttle: LoginThrottle
   afterAnswer: AfterAnswer
+  /** REQUIRE_VERIFIED_EMAIL=1: a password login to an unverified address is refused (403). */
+  requireVerifiedEmail?: boolean
+  /** Told of such a refusal, after the password was checked (to mail a new token). */
+  onUnverifiedEmail?: (account: ExistingAccount) => void
   now: () => Date
 }
 
@@ -211,6 +216,11 @@ export function createAuthentication(deps: AuthenticationDeps) {
       throw badCredentials()
     }
     if (roles && !roles.includes(account.role)) throw badCredentials()
+    // Told only to whoever knows the password; a deactivated account hears that instead.
+    if (deps.requireVerifiedEmail && account.status === 'active' && !account.emailVerified) {
+      deps.onUnverifiedEmail?.(account)
+      assertEmailVerified(account)
+    }
     if (isTotpEnabled(account)) {
       // The password alone is no successful login for a 2FA account: the failure count (which
       // verify-2fa failures feed) is kept until verify-2fa succeeds.
@@ -369,6 +379,8 @@ export function createAuthentication(deps: AuthenticationDeps) {
     verifySecondFactor,
     refresh,
     revokeSession,
+    /** For the other ways in (passkeys): a session of a login decided at `accountRevision`. */
+    startSession,
   }
 }
 

@@ -14,10 +14,13 @@ import { endpoint, ROUTES } from '../api/routes.ts'
 import {
   type ActivityRow,
   type LockReason,
+  pendingEmailOf,
   type Queries,
   type UserLock,
+  type UserRow,
   userLock,
 } from '../readstore/queries.ts'
+import { RESEND_INTERVAL_SECONDS } from './email-verification.ts'
 import { RESET_TOKEN_MINUTES } from './password-reset.ts'
 
 export const INTENTS = [
@@ -27,6 +30,7 @@ export const INTENTS = [
   'list_sessions',
   'revoke_session',
   'why_locked',
+  'verify_email',
   'change_email',
   'delete_account',
   'greeting',
@@ -47,6 +51,11 @@ export type AccountSnapshot = {
   last_login_at: string | null
   /** `login_failed` entries of the user's activity within the last RECENT_FAILURE_DAYS days. */
   recent_failed_logins: number
+  email_verified: boolean
+  /** A change of address awaiting confirmation (masked, `a***@example.com`), or null. */
+  pending_email: string | null
+  /** The service's REQUIRE_VERIFIED_EMAIL: sign-in needs a verified address, changes wait for confirmation. */
+  verified_email_required: boolean
 }
 
 export type AssistantReply = { reply: string; suggested_endpoints: string[] }
@@ -89,6 +98,9 @@ const ACCOUNT_DELETION =
 const EMAIL = /\b(e ?mail|email address|mail address)\b/
 const EMAIL_CHANGE =
   /\b(change|changing|update|updating|new|edit|modify|replace|wrong|different|set|switch|move)\b/
+const VERIFY =
+  /\b(verify|verified|verifying|verification|unverified|confirm|confirmed|confirming|confirmation|resend|validate|validated|validation)\b/
+const VERIFICATION_MAIL = /\b(verification|confirmation) (e ?mail|mail|link|token)\b/
 const GREETING =
   /^(hi|hello|hey|hiya|howdy|hallo|hola|yo|greetings|good (morning|afternoon|evening|day)|thanks|thank you|help|what can you do)\b/
 
@@ -106,6 +118,10 @@ const RULES: readonly Rule[] = [
   },
   { intent: 'list_sessions', matches: (t) => SESSION_NOUN.test(t) || WHO_WHERE.test(t) },
   { intent: 'delete_account', matches: (t) => ACCOUNT_DELETION.test(t) },
+  {
+    intent: 'verify_email',
+    matches: (t) => (EMAIL.test(t) && VERIFY.test(t)) || VERIFICATION_MAIL.test(t),
+  },
   { intent: 'change_email', matches: (t) => EMAIL.test(t) && EMAIL_CHANGE.test(t) },
   { intent: 'why_locked', matches: (t) => CANT_LOG_IN.test(t) },
   { intent: 'greeting', matches: (t) => GREETING.test(t) },
@@ -126,7 +142,18 @@ function recentFailures(activity: readonly ActivityRow[], now: Date): number {
   return activity.filter((a) => a.type === 'login_failed' && Date.parse(a.occurred_at) >= since).length
 }
 
-export function snapshotOf(queries: Queries, userId: number, now: Date): AccountSnapshot {
+/** `a***@example.com`: the chatbot names an address only masked. */
+function masked(email: string): string {
+  const at = email.lastIndexOf('@')
+  return at < 1 ? '***' : `${email[0]}***${email.slice(at)}`
+}
+
+export function snapshotOf(
+  queries: Queries,
+  userId: number,
+  now: Date,
+  policy: { verified_email_required?: boolean } = {},
+): AccountSnapshot {
   const user = queries.userById(userId)
   if (!user) throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
   const sessions = queries.activeSessions(userId, now)
@@ -145,7 +172,15 @@ export function snapshotOf(queries: Queries, userId: number, now: Date): Account
       : null,
     last_login_at: user.last_login_at,
     recent_failed_logins: recentFailures(queries.activity(userId, ACTIVITY_WINDOW), now),
+    email_verified: user.email_verified === 1,
+    pending_email: pendingOf(user, now),
+    verified_email_required: policy.verified_email_required === true,
   }
+}
+
+function pendingOf(user: UserRow, now: Date): string | null {
+  const pending = pendingEmailOf(user, now.getTime())
+  return pending === null ? null : masked(pending)
 }
 
 // --- Rule-based assistant -----------------------------------------------------------------
@@ -202,7 +237,16 @@ function failuresNote(s: AccountSnapshot): string {
 }
 
 const CAPABILITIES =
-  'I can help you turn two-factor authentication on or off, see or sign out your sessions, reset or change your password, change your email, explain an account lock, or explain how accounts are deleted.'
+  'I can help you turn two-factor authentication on or off, see or sign out your sessions, reset or change your password, change or verify your email, explain an account lock, or explain how accounts are deleted.'
+
+/** Where verification stands: a change awaiting confirmation, or whether the address is verified. */
+function emailStatus(s: AccountSnapshot): string {
+  if (s.pending_email !== null)
+    return `A change of your email address to ${s.pending_email} is waiting for confirmation: it takes effect when the token mailed to that address is used with ${ENDPOINTS.verifyEmail}.`
+  return s.email_verified
+    ? 'Your email address is verified.'
+    : `Your email address is not verified yet: use the token mailed to it with ${ENDPOINTS.verifyEmail}.${s.verified_email_required ? ' Until then, signing in is refused.' : ''}`
+}
 
 export const ruleBasedAssistant: ChatAssistant = {
   reply(intent, s) {
@@ -264,11 +308,27 @@ export const ruleBasedAssistant: ChatAssistant = {
           reply: `${lockStatus(s)} ${lockoutPolicy()}${failuresNote(s)} If you forgot your password, ${ENDPOINTS.resetRequest} sends a reset link.`,
           suggested_endpoints: [ENDPOINTS.resetRequest, ENDPOINTS.activity],
         }
-      case 'change_email':
-        return {
-          reply: `To change your email, call ${ENDPOINTS.profile} with the new \`email\` and your \`current_password\`. It answers 409 if another account already uses that email, and 401 if the current password is wrong.`,
-          suggested_endpoints: [ENDPOINTS.profile],
+      case 'verify_email':
+        if (s.email_verified && s.pending_email === null) {
+          return {
+            reply: `${emailStatus(s)} There is nothing to confirm; a change of address (${ENDPOINTS.profile}) mails a new token to the new address.`,
+            suggested_endpoints: [ENDPOINTS.profile],
+          }
         }
+        return {
+          reply: `${emailStatus(s)} The token works once, until it expires. No mail? ${ENDPOINTS.resendVerification} sends a new token (at most one every ${plural(RESEND_INTERVAL_SECONDS, 'second')}) and the earlier one stops working.`,
+          suggested_endpoints: [ENDPOINTS.verifyEmail, ENDPOINTS.resendVerification],
+        }
+      case 'change_email': {
+        const when = s.verified_email_required
+          ? 'The change takes effect only when you confirm it with the token mailed to the new address'
+          : 'The change takes effect at once, and the new address is unverified until you use the token mailed to it'
+        const pending = s.pending_email !== null ? ` ${emailStatus(s)}` : ''
+        return {
+          reply: `To change your email, call ${ENDPOINTS.profile} with the new \`email\` and your \`current_password\`. ${when} (${ENDPOINTS.verifyEmail}); your old address is told, and password reset tokens sent to it stop working. It answers 409 if another account already uses that email, and 401 if the current password is wrong.${pending}`,
+          suggested_endpoints: [ENDPOINTS.profile, ENDPOINTS.verifyEmail],
+        }
+      }
       case 'delete_account':
         return {
           reply: `Accounts are deleted by an administrator (${ENDPOINTS.deleteUser}), so please ask one. Deletion erases your personal data (username, email, full name, password hash, sign-in addresses and devices), signs out every session, and frees your username and email; the account id then answers 404, and only the auditors' history keeps the events, with personal data shown as "[erased]".`,
@@ -294,6 +354,8 @@ export const ruleBasedAssistant: ChatAssistant = {
 export function createChatbot(deps: {
   queries: Queries
   now: () => Date
+  /** REQUIRE_VERIFIED_EMAIL, which the replies about email explain. */
+  verifiedEmailRequired?: boolean
   assistant?: ChatAssistant
   onIntent?: (intent: string) => void
 }) {
@@ -301,7 +363,9 @@ export function createChatbot(deps: {
   return {
     interact(userId: number, message: string): ChatbotAnswer {
       const intent = recogniseIntent(message)
-      const snapshot = snapshotOf(deps.queries, userId, deps.now())
+      const snapshot = snapshotOf(deps.queries, userId, deps.now(), {
+        verified_email_required: deps.verifiedEmailRequired,
+      })
       // Record what was asked about, never what was said: the message may hold secrets.
       deps.onIntent?.(intent)
       const { reply, suggested_endpoints } = assistant.reply(intent, snapshot, message)

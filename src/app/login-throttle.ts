@@ -21,7 +21,7 @@ export function throttleKey(clientAddress: string | null, username: string): Thr
 
 export function createLoginThrottle(nowMs: () => number, maxEntries = MAX_ENTRIES) {
   // At maxEntries the least recently used entry goes.
-  const entries = new LRUCache<ThrottleKey, Entry>({ max: maxEntries })
+  const entries = new LRUCache<ThrottleKey, Entry>({ max: Math.max(1, maxEntries) })
 
   function entry(key: ThrottleKey): Entry {
     let e = entries.get(key)

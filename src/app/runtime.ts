@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type pg from 'pg'
+import { PASSKEY_CHALLENGE_TTL_SECONDS } from '../../domain/passkeys.ts'
 import { projections } from '../../projections/index.ts'
 import { walkInWorker } from '../audit/verify-off-loop.ts'
 import { type Config, ConfigError } from '../config.ts'
@@ -11,6 +12,7 @@ import type { EventStore } from '../eventstore/event-store.ts'
 import type { PostgresEventStore } from '../eventstore/postgres-event-store.ts'
 import { openOwnedDatabase, openSqliteEventStore } from '../eventstore/sqlite-event-store.ts'
 import { type Logger, silentLogger } from '../logger.ts'
+import { createPasskeyQueries } from '../readstore/passkey-queries.ts'
 import { createProjectionRunner } from '../readstore/projection-runner.ts'
 import { createQueries } from '../readstore/queries.ts'
 import { ReadStore } from '../readstore/read-store.ts'
@@ -19,6 +21,7 @@ import { type DataKeyStore, openDataKeyStore } from '../security/data-keys.ts'
 import { createPasswordHasher, type PasswordHasher } from '../security/passwords.ts'
 import { loadOrCreateSecret } from '../security/secrets.ts'
 import { loadSigningKeys } from '../security/signing-keys.ts'
+import { createChallengeService } from '../security/webauthn-challenges.ts'
 import { createAccessGate } from './access-gate.ts'
 import { createAccounts } from './accounts.ts'
 import { createAdministration } from './administration.ts'
@@ -27,9 +30,11 @@ import { createAudit } from './audit.ts'
 import { createAuthentication } from './authentication.ts'
 import { createChatbot } from './chatbot.ts'
 import { createCommandHandler } from './command-handler.ts'
+import { createEmailVerification } from './email-verification.ts'
 import { createEventCodec } from './event-codec.ts'
 import { createLoginThrottle, type LoginThrottle } from './login-throttle.ts'
 import { createMailer } from './mailer.ts'
+import { createPasskeys } from './passkeys.ts'
 import { createPasswordReset } from './password-reset.ts'
 import { createPostgresLoginThrottle } from './postgres-login-throttle.ts'
 import { createRosterLock } from './roster-lock.ts'
@@ -222,7 +227,29 @@ export async function openRuntime(
       log.error('lifting the login throttle failed', { error: (error as Error).message })
     })
   })
-  const accounts = createAccounts({ store, commands, runner, queries, claims, passwords, throttle, now })
+  const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log })
+  const emailVerification = createEmailVerification({
+    commands,
+    runner,
+    claims,
+    mailer,
+    afterAnswer,
+    publicUrl: config.publicUrl,
+    ttlSeconds: config.emailVerificationTtlSeconds,
+    requireVerified: config.requireVerifiedEmail,
+    now,
+  })
+  const accounts = createAccounts({
+    store,
+    commands,
+    runner,
+    queries,
+    claims,
+    passwords,
+    throttle,
+    emailVerification,
+    now,
+  })
   const tokens = createTokenService({
     keys: signingKeys,
     issuer: config.jwtIssuer,
@@ -242,6 +269,8 @@ export async function openRuntime(
     sessionMaxAgeSeconds: config.sessionMaxAgeSeconds,
     throttle,
     afterAnswer,
+    requireVerifiedEmail: config.requireVerifiedEmail,
+    onUnverifiedEmail: emailVerification.afterRefusedLogin,
     now,
   })
   const gate = createAccessGate(tokens, queries, runner, nowMs)
@@ -276,8 +305,29 @@ export async function openRuntime(
     walkOffLoop: (range) => walkInWorker(config, range),
     offLoopAbove: options.verifyOffLoopAbove,
   })
-  const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, log })
   const twoFactor = createTwoFactor({ commands, runner, issuer: config.jwtIssuer, now })
+  const passkeys = createPasskeys({
+    commands,
+    runner,
+    queries,
+    passkeyQueries: createPasskeyQueries(readStore.db),
+    authentication,
+    challenges: createChallengeService({
+      keys: signingKeys,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      ttlSeconds: PASSKEY_CHALLENGE_TTL_SECONDS,
+      now: nowMs,
+    }),
+    throttle,
+    rpId: config.rpId,
+    rpOrigins: config.rpOrigins,
+    rpName: config.jwtIssuer,
+    bindingSecret: uniquenessSecret,
+    requireVerifiedEmail: config.requireVerifiedEmail,
+    onUnverifiedEmail: emailVerification.afterRefusedLogin,
+    now,
+  })
   const passwordReset = createPasswordReset({
     commands,
     runner,
@@ -310,9 +360,16 @@ export async function openRuntime(
     administration,
     audit,
     mailer,
+    emailVerification,
     twoFactor,
+    passkeys,
     passwordReset,
-    chatbot: createChatbot({ queries, now, onIntent: (intent) => log.debug('chatbot intent', { intent }) }),
+    chatbot: createChatbot({
+      queries,
+      now,
+      verifiedEmailRequired: config.requireVerifiedEmail,
+      onIntent: (intent) => log.debug('chatbot intent', { intent }),
+    }),
     now,
     async close(): Promise<void> {
       // Work that runs after its answer went out: failed logins, reset requests.

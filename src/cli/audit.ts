@@ -128,13 +128,24 @@ async function run(argv: string[]): Promise<number> {
           passwordHash: _p,
           totp,
           resetTokens: _r,
+          emailVerification,
           ...rest
         } = state as Record<string, unknown> & {
           totp?: { secret: string | null; recoveryCodes: unknown[] }
+          emailVerification?: { hash: string; expiresAt: string; pendingEmail: string | null } | null
         }
         print({
           as_of: asOf.toISOString(),
           ...rest,
+          // The outstanding verification without its token's hash, as the reset tokens stay out.
+          ...(emailVerification
+            ? {
+                email_verification: {
+                  expires_at: emailVerification.expiresAt,
+                  pending_email: emailVerification.pendingEmail,
+                },
+              }
+            : {}),
           ...(totp
             ? {
                 totp_enabled: totp.secret !== null,

@@ -18,6 +18,10 @@ export type UserRow = {
   is_2fa_enabled: number
   created_at: string
   last_login_at: string | null
+  email_verified: number
+  /** A change of address awaiting confirmation, until its token expires at `pending_email_expires_at`. */
+  pending_email: string | null
+  pending_email_expires_at: string | null
 }
 
 export type SessionRow = {
@@ -61,6 +65,14 @@ export const ftsPhrase = (q: string): string => `"${q.replaceAll('"', '""')}"`
 
 export const isLockedRow = (user: UserRow, nowMs: number): boolean =>
   user.locked_until !== null && Date.parse(user.locked_until) > nowMs
+
+/** The change of address awaiting confirmation at `nowMs`, or null (none, or its token expired). */
+export const pendingEmailOf = (user: UserRow, nowMs: number): string | null =>
+  user.pending_email !== null &&
+  user.pending_email_expires_at !== null &&
+  Date.parse(user.pending_email_expires_at) > nowMs
+    ? user.pending_email
+    : null
 
 export type LockReason = 'admin' | 'too_many_failures'
 

@@ -15,6 +15,8 @@ export class ReadModelsOfAnotherStoreError extends Error {
   }
 }
 
+type Named = { name: string }
+
 export class ReadStore {
   readonly db: DatabaseSync
   readonly #projections: readonly Projection[]
@@ -32,7 +34,7 @@ export class ReadStore {
       'CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL)',
     )
     this.#projections = projections
-    for (const p of projections) this.db.exec(p.schema)
+    for (const p of projections) this.#createSchema(p)
     this.db.exec(MERKLE_SCHEMA)
     this.tree = new MerkleTree(this.db)
     this.#writer = {
@@ -40,6 +42,16 @@ export class ReadStore {
         this.#statement(sql).run(...params)
       },
       get: <T>(sql: string, ...params: SqlValue[]) => this.#statement(sql).get(...params) as T | undefined,
+    }
+  }
+
+  /** A projection's tables, and the columns added since an older file was written (see `addedColumns`). */
+  #createSchema(projection: Projection): void {
+    this.db.exec(projection.schema)
+    for (const { table, column, definition } of projection.addedColumns ?? []) {
+      const columns = this.db.prepare('SELECT name FROM pragma_table_info(?)').all(table) as Named[]
+      if (!columns.some((c) => c.name === column))
+        this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`)
     }
   }
 
@@ -135,7 +147,7 @@ export class ReadStore {
     this.db.exec('BEGIN')
     for (const table of this.#tables()) this.db.exec(`DROP TABLE IF EXISTS ${table}`)
     this.db.exec('DELETE FROM checkpoint')
-    for (const p of this.#projections) this.db.exec(p.schema)
+    for (const p of this.#projections) this.#createSchema(p)
     this.db.exec(MERKLE_SCHEMA)
     this.db.exec('COMMIT')
     this.tree.reload()

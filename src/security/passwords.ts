@@ -59,7 +59,11 @@ export function createPasswordHasher(options: PasswordHasherOptions = {}): Passw
 
   async function verify(phc: string, password: string): Promise<boolean> {
     const stored = parseArgon2idPhc(phc)
-    if (!stored) return false
+    if (!stored) {
+      // No hash at all (a passwordless account has ''): as slow as a wrong password all the same.
+      await dummyVerify(password)
+      return false
+    }
     // Recompute with the stored parameters, so hashes made under older settings still verify.
     // An empty password never matches but still pays for a full derivation (with a stand-in).
     const actual = await derive({

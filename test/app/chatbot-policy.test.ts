@@ -25,6 +25,9 @@ const snapshot: AccountSnapshot = {
   newest_session: null,
   last_login_at: null,
   recent_failed_logins: 0,
+  email_verified: true,
+  pending_email: null,
+  verified_email_required: false,
 }
 const reply = (intent: 'why_locked' | 'reset_password') =>
   ruleBasedAssistant.reply(intent, snapshot, '').reply

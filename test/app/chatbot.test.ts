@@ -65,6 +65,13 @@ const phrasings: Record<Intent, string[]> = {
     'Why was my account blocked?',
     'I cant sign in',
   ],
+  verify_email: [
+    'how do I verify my email?',
+    'my e-mail address is not verified',
+    'resend the confirmation email please',
+    'I never got the verification mail',
+    'confirm my new email address',
+  ],
   change_email: [
     'change my email',
     'how do I update my e-mail address?',
@@ -116,6 +123,9 @@ const base: AccountSnapshot = {
   newest_session: null,
   last_login_at: null,
   recent_failed_logins: 0,
+  email_verified: true,
+  pending_email: null,
+  verified_email_required: false,
 }
 const threeSessions: AccountSnapshot = {
   ...base,
@@ -217,11 +227,39 @@ describe('rule-based replies, from the caller snapshot', () => {
       'POST /auth/password-reset',
       'PUT /auth/profile',
     ])
-    expect(reply('change_email', base).suggested_endpoints).toEqual(['PUT /auth/profile'])
+    expect(reply('change_email', base).suggested_endpoints).toEqual([
+      'PUT /auth/profile',
+      'POST /auth/verify-email',
+    ])
     const deletion = reply('delete_account', base)
     expect(deletion.suggested_endpoints).toEqual(['DELETE /admin/user/{user_id}'])
     expect(deletion.reply).toMatch(/administrator/)
     expect(deletion.reply).toMatch(/erases your personal data/)
+  })
+
+  it('email verification: unverified, pending change, verified; and how a change takes effect', () => {
+    const unverified = reply('verify_email', { ...base, email_verified: false })
+    expect(unverified.reply).toMatch(/^Your email address is not verified yet/)
+    expect(unverified.reply).not.toContain('signing in is refused')
+    expect(unverified.suggested_endpoints).toEqual([
+      'POST /auth/verify-email',
+      'POST /auth/verify-email/resend',
+    ])
+    expect(
+      reply('verify_email', { ...base, email_verified: false, verified_email_required: true }).reply,
+    ).toContain('Until then, signing in is refused.')
+    const pending = reply('verify_email', { ...base, pending_email: 'n***@example.org' })
+    expect(pending.reply).toContain(
+      'A change of your email address to n***@example.org is waiting for confirmation',
+    )
+    expect(pending.suggested_endpoints).toContain('POST /auth/verify-email/resend')
+    const done = reply('verify_email', base)
+    expect(done.reply).toMatch(/^Your email address is verified\. There is nothing to confirm/)
+    expect(done.suggested_endpoints).toEqual(['PUT /auth/profile'])
+    expect(reply('change_email', base).reply).toContain('takes effect at once')
+    expect(reply('change_email', { ...base, verified_email_required: true }).reply).toContain(
+      'takes effect only when you confirm it',
+    )
   })
 
   it("the numbers in the replies are the policies' own (chatbot-policy.test.ts changes them)", () => {
@@ -282,6 +320,9 @@ function user(overrides: Partial<UserRow> = {}): UserRow {
     is_2fa_enabled: 0,
     created_at: '2026-01-01T00:00:00.000Z',
     last_login_at: '2026-11-25T11:00:00.000Z',
+    email_verified: 0,
+    pending_email: null,
+    pending_email_expires_at: null,
     ...overrides,
   }
 }
@@ -348,7 +389,27 @@ describe('snapshotOf', () => {
       },
       last_login_at: '2026-11-25T11:00:00.000Z',
       recent_failed_logins: 2,
+      email_verified: false,
+      pending_email: null,
+      verified_email_required: false,
     })
+  })
+
+  it('reads email verification: verified, and a change awaiting confirmation (masked) until its token expires', () => {
+    const verified = user({ email_verified: 1 })
+    expect(snapshotOf(fakeQueries(verified), 7, NOW, { verified_email_required: true })).toMatchObject({
+      email_verified: true,
+      pending_email: null,
+      verified_email_required: true,
+    })
+    const pending = user({
+      email_verified: 1,
+      pending_email: 'newalice@example.org',
+      pending_email_expires_at: '2026-11-25T12:00:01.000Z',
+    })
+    expect(snapshotOf(fakeQueries(pending), 7, NOW).pending_email).toBe('n***@example.org')
+    const expired = { ...pending, pending_email_expires_at: NOW.toISOString() }
+    expect(snapshotOf(fakeQueries(expired), 7, NOW).pending_email).toBeNull()
   })
 
   it('a lock with an end, an open-ended admin lock, and an expired lock', () => {

@@ -27,6 +27,7 @@ it('writes signed checkpoints to DATA_DIR/checkpoints that later verify against 
   expect(readdirSync(join(t.dataDir, 'checkpoints'))).toEqual(['2026-11-25T12-00-00-000Z.jws'])
   const result = await t.runtime.audit.verifyCheckpoint(readFileSync(path, 'utf8').trim())
   expect(result).toMatchObject({ ok: true, first_broken: null })
-  // A signed tree head of every event so far (settings fingerprints, id reservation, registration).
-  expect(result && 'tree_size' in result && result.tree_size).toBe(3)
+  // A signed tree head of every event so far (settings fingerprints, id reservation, registration
+  // and its email verification request).
+  expect(result && 'tree_size' in result && result.tree_size).toBe(4)
 })

@@ -49,7 +49,7 @@ it('destroys the data key of a deletion that was projected before the process di
         },
       },
     ],
-    0,
+    1, // after AccountRegistered and EmailVerificationRequested
   )
   const keys = openDataKeyStore({ dataDir: t.dataDir })
   const readStore = new ReadStore(join(t.dataDir, 'read-models.db'), projections)

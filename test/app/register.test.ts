@@ -38,7 +38,7 @@ describe('registration through the store and projections', () => {
     })
     expect(second.id).toBe(2)
     const events = await t.runtime.store.readStream('user-1')
-    expect(events.map((e) => e.type)).toEqual(['AccountRegistered'])
+    expect(events.map((e) => e.type)).toEqual(['AccountRegistered', 'EmailVerificationRequested'])
     expect(verifyChain(events)).toBeNull()
   })
 

@@ -106,6 +106,7 @@ describe('GET /admin/users/{user_id}/history', () => {
     const types = events.map((e) => `${e.stream}:${e.type}`)
     expect(types).toEqual([
       `user-${userId}:AccountRegistered`,
+      `user-${userId}:EmailVerificationRequested`,
       `session-${sid}:SessionStarted`,
       `session-${sid}:SessionRefreshed`,
       `user-${userId}:TotpEnrollmentStarted`,

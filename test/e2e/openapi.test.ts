@@ -28,6 +28,7 @@ const SCHEMAS = [
   'Message',
   'SessionResponse',
   'UserUpdate',
+  'VerifyEmailRequest',
   'HTTPValidationError',
 ]
 
@@ -41,6 +42,8 @@ const ROUTES: [string, string, string, boolean][] = [
   ['delete', '/auth/sessions/{session_id}', 'auth.revokeSession', true],
   ['get', '/auth/verify-user/{username}', 'auth.verifyUser', true],
   ['put', '/auth/profile', 'auth.updateProfile', true],
+  ['post', '/auth/verify-email', 'auth.verifyEmail', false],
+  ['post', '/auth/verify-email/resend', 'auth.resendVerification', true],
   ['get', '/', 'system.root', false],
   ['get', '/protected', 'system.protected', true],
   ['get', '/.well-known/jwks.json', 'system.jwks', false],
@@ -125,6 +128,8 @@ describe('GET /openapi.json', () => {
       'password',
     ])
     expect(s.UserUpdate.required ?? []).toEqual([])
+    expect(s.UserResponse.properties.email_verified.type).toBe('boolean')
+    expect(s.VerifyEmailRequest.required).toEqual(['token'])
     expect(s.Message.properties.message.type).toBe('string')
     expect(s.HTTPValidationError.properties.detail.type).toBe('array')
   })
@@ -151,6 +156,12 @@ describe('GET /openapi.json', () => {
       expect.arrayContaining(['200', '401', '404']),
     )
     expect(documented('put', '/auth/profile')).toEqual(expect.arrayContaining(['200', '401', '409', '422']))
+    expect(documented('post', '/auth/verify-email')).toEqual(
+      expect.arrayContaining(['200', '400', '422', '429']),
+    )
+    expect(documented('post', '/auth/verify-email/resend')).toEqual(
+      expect.arrayContaining(['200', '400', '401', '429']),
+    )
     for (const [method, path] of ROUTES) {
       const responses: Record<string, { content: Record<string, { schema: unknown }> }> =
         doc.paths[path][method].responses

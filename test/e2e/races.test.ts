@@ -44,12 +44,16 @@ afterAll(async () => {
   await smtp?.close()
 })
 
+/** Reset mails to `email` (registering mails its verification token there too). */
+const resetMailsTo = (email: string) =>
+  smtp.mails.filter((m) => m.envelopeTo.includes(email) && m.headers.subject === 'Reset your password')
+
 async function mailedResetToken(email: string): Promise<string> {
-  const before = smtp.mails.filter((m) => m.envelopeTo.includes(email)).length
+  const before = resetMailsTo(email).length
   expect((await request('POST', '/auth/password-reset-request', { json: { email } })).status).toBe(200)
   const deadline = Date.now() + 10_000
   for (;;) {
-    const mails = smtp.mails.filter((m) => m.envelopeTo.includes(email))
+    const mails = resetMailsTo(email)
     if (mails.length > before) return RESET_TOKEN.exec(mails[mails.length - 1].text)![1]
     if (Date.now() > deadline) throw new Error(`no reset mail to ${email}`)
     await sleep(10)

@@ -44,6 +44,8 @@ describe('POST /auth/register', () => {
       is_active: true,
       is_locked: false,
       is_2fa_enabled: false,
+      email_verified: false,
+      pending_email: null,
       created_at: expect.stringMatching(ISO_UTC),
     })
     expect(Number.isInteger(reply.body.id) && reply.body.id > 0).toBe(true)

@@ -66,6 +66,8 @@ describe('tRPC over /trpc with @trpc/client', () => {
       is_active: true,
       is_locked: false,
       is_2fa_enabled: false,
+      email_verified: false,
+      pending_email: null,
       created_at: expect.any(String),
     })
     userId = created.id

@@ -116,11 +116,13 @@ export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z$/
 export const USER_RESPONSE_KEYS = [
   'created_at',
   'email',
+  'email_verified',
   'full_name',
   'id',
   'is_2fa_enabled',
   'is_active',
   'is_locked',
+  'pending_email',
   'role',
   'username',
 ]

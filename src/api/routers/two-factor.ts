@@ -1,9 +1,9 @@
 import { TRPCError } from '@trpc/server'
+import { passedSecondFactor } from '../../app/amr.ts'
 import { ROUTES } from '../routes.ts'
 import { Enable2FARequest, Message, RecoveryCodesMessage, Token, TwoFactorSetup } from '../schemas.ts'
 import { limitedProcedure, notAuthenticated, router, userProcedure } from '../trpc.ts'
 
-const passedSecondFactor = (amr: readonly string[]): boolean => amr.includes('otp')
 const needsSecondFactor = (): TRPCError =>
   new TRPCError({ code: 'FORBIDDEN', message: 'This session has not passed two-factor authentication' })
 
