@@ -43,7 +43,7 @@ import {
   spawnServer,
   stopServer,
   waitReady,
-} from '../test/support/crash-harness.ts'
+} from '../harness/server.ts'
 import {
   sharedInstanceSettings,
   startTestPostgres,

@@ -20,16 +20,8 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import {
-  BOOTSTRAP_TOKEN,
-  freePort,
-  httpCall,
-  isAnswer,
-  prng,
-  spawnServer,
-  stopServer,
-  waitReady,
-} from '../test/support/crash-harness.ts'
+import { httpCall, isAnswer, prng } from '../harness/client.ts'
+import { BOOTSTRAP_TOKEN, freePort, spawnServer, stopServer, waitReady } from '../harness/server.ts'
 
 const { values } = parseArgs({
   options: {

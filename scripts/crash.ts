@@ -1,11 +1,12 @@
 /**
  * The long crash-safety run: kills the real service with SIGKILL many times under load from
  * client processes, restarting it on the same DATA_DIR, then proves nothing acknowledged was lost
- * (see test/support/crash-harness.ts). Exit code 0 when every proof passed, 1 otherwise.
+ * (see harness/trial.ts). Exit code 0 when every proof passed, 1 otherwise.
  *   npx node scripts/crash.ts [--kills 30] [--seconds 180] [--clients 3] [--workers 3] [--seed N] [--keep]
  */
 import { parseArgs } from 'node:util'
-import { formatFindings, runCrashTrial } from '../test/support/crash-harness.ts'
+import { formatFindings } from '../harness/report.ts'
+import { runCrashTrial } from '../harness/trial.ts'
 
 const { values } = parseArgs({
   options: {

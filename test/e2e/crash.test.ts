@@ -1,10 +1,11 @@
 /**
  * Crash safety, short version (the long one is `npm run crash`): the real service is killed with
  * SIGKILL 5 times under load from 2 client processes and restarted on the same DATA_DIR each time;
- * then every acknowledged write must still be there. See test/support/crash-harness.ts.
+ * then every acknowledged write must still be there. See harness/trial.ts.
  */
 import { describe, expect, it } from 'vitest'
-import { type CrashFindings, formatFindings, runCrashTrial } from '../support/crash-harness.ts'
+import { type CrashFindings, formatFindings } from '../../harness/report.ts'
+import { runCrashTrial } from '../../harness/trial.ts'
 
 const seed = Number(process.env.CRASH_SEED) || Math.floor(Math.random() * 2 ** 31)
 

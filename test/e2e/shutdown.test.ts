@@ -16,15 +16,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  freePort,
-  httpCall,
-  isAnswer,
-  type ServerProcess,
-  spawnServer,
-  stopServer,
-  waitReady,
-} from '../support/crash-harness.ts'
+import { httpCall, isAnswer } from '../../harness/client.ts'
+import { freePort, type ServerProcess, spawnServer, stopServer, waitReady } from '../../harness/server.ts'
 
 /** Below the server's keepAliveTimeout (5 s): a server that waits for idle keep-alive clients misses it. */
 const EXIT_TIMEOUT_MS = 4_500
@@ -147,7 +140,7 @@ describe('graceful shutdown of the service process', () => {
       const sentAfter = inFlight.filter((_, i) => i % 2 === 1)
       for (const r of sentBefore) r.send()
 
-      server.child.kill(signal)
+      process.kill(server.child.pid as number, signal) // not child.kill(): see stopServer
       await waitForOutput(server, '"shutting down"')
       // The listening socket closes while requests are still being served (those waiting for
       // their body cannot finish yet, so the process is still there).

@@ -23,7 +23,7 @@ import { createQueries, type Queries } from '../../src/readstore/queries.ts'
 import { ReadStore } from '../../src/readstore/read-store.ts'
 
 export type Rebuild = {
-  /** The rebuilt read-model file (compare it with `compareReadModels` of crash-harness.ts). */
+  /** The rebuilt read-model file (compare it with `compareReadModels` of harness/oracle.ts). */
   path: string
   queries: Queries
   /** The position of the last event applied. */

@@ -35,18 +35,18 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MAX_CONSECUTIVE_FAILURES } from '../../domain/lockout.ts'
-import { toSessionResponse, toUserResponse } from '../../src/api/presenters.ts'
-import { openRebuild } from './cluster-rebuild.ts'
+import { prng } from '../../harness/client.ts'
+import { compareReadModels } from '../../harness/oracle.ts'
 import {
   BOOTSTRAP_TOKEN,
-  compareReadModels,
   freePort,
-  prng,
   type ServerProcess,
   spawnServer,
   stopServer,
   waitReady,
-} from './crash-harness.ts'
+} from '../../harness/server.ts'
+import { toSessionResponse, toUserResponse } from '../../src/api/presenters.ts'
+import { openRebuild } from './cluster-rebuild.ts'
 import { sharedInstanceSettings, startTestPostgres, stopTestPostgres } from './postgres.ts'
 import { TOTP_PERIOD_MS, totp } from './totp.ts'
 
