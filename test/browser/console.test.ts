@@ -293,6 +293,7 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     await shot(page, 'two-factor')
     await page.getByLabel('Code from the app').fill(await nextCode(secret))
     await page.getByRole('button', { name: 'Turn on' }).click()
+    await page.locator('#recovery-codes li').nth(9).waitFor() // the codes come with the answer
     const codes = await page.locator('#recovery-codes li').allTextContents()
     expect(codes).toHaveLength(10)
     const done = page.getByRole('button', { name: 'Done' })
@@ -357,6 +358,7 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
 
     await go(mine, '#/sessions', 'Sessions')
     const rows = mine.locator('#sessions tbody tr')
+    await rows.nth(2).waitFor()
     expect(await rows.count()).toBe(3)
     expect(await mine.locator('#sessions tbody tr.current').count()).toBe(1)
     expect(await mine.locator('#sessions tbody tr.current').textContent()).toContain('this session')
@@ -433,7 +435,7 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     await page.getByRole('button', { name: 'Search' }).click()
     await page.waitForFunction(() => location.hash.includes('q=crew_'))
     await page.locator('#users tbody tr').first().waitFor()
-    expect(await page.locator('#users tbody tr').count()).toBe(7)
+    await expect.poll(() => page.locator('#users tbody tr').count()).toBe(7)
     await shot(page, 'admin-users')
     expect(await unlabelled(page)).toEqual([])
     await go(page, '#/users?q=crew_&size=10&role=admin', 'Users')
