@@ -1,28 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { type AccountCommand, accountDecider } from '../../domain/account.decider.ts'
-import type { AccountEvent, AccountRegistered } from '../../domain/account.events.ts'
+import type { AccountEvent } from '../../domain/account.events.ts'
 import { evolveAccount, isSessionRevokedByAccount } from '../../domain/account.ts'
 import { inSequence } from '../../domain/command-sequence.ts'
 import { ACCOUNT_LOCK_THRESHOLD } from '../../domain/lockout.ts'
-import { specFor } from './given.ts'
+import { registered, specFor } from './given.ts'
 
 const given = specFor(accountDecider)
 const NOW = Date.parse('2026-11-25T12:00:00Z')
 
-const registered: AccountRegistered = {
-  type: 'AccountRegistered',
-  data: {
-    user_id: 7,
-    username: 'alice',
-    email: 'alice@example.com',
-    full_name: null,
-    company_name: null,
-    role: 'user',
-    password_hash: '$argon2id$…',
-    username_key: 'uk',
-    email_key: 'ek',
-  },
-}
 const failed: AccountEvent = {
   type: 'LoginFailed',
   data: { reason: 'password', ip_address: null, user_agent: null },

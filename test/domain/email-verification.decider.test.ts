@@ -1,28 +1,14 @@
 /** The decider's email verification rules: single use, expiry, voided by a newer token or a change of address. */
 import { describe, expect, it } from 'vitest'
 import { type AccountCommand, accountDecider, livePendingEmailChange } from '../../domain/account.decider.ts'
-import type { AccountEvent, AccountRegistered } from '../../domain/account.events.ts'
+import type { AccountEvent } from '../../domain/account.events.ts'
 import type { ExistingAccount } from '../../domain/account.ts'
-import { specFor } from './given.ts'
+import { registered, specFor } from './given.ts'
 
 const given = specFor(accountDecider)
 const NOW = Date.parse('2026-11-25T12:00:00Z')
 const LATER = '2026-11-26T12:00:00.000Z'
 
-const registered: AccountRegistered = {
-  type: 'AccountRegistered',
-  data: {
-    user_id: 7,
-    username: 'alice',
-    email: 'alice@example.com',
-    full_name: null,
-    company_name: null,
-    role: 'user',
-    password_hash: '$argon2id$…',
-    username_key: 'uk',
-    email_key: 'ek',
-  },
-}
 const requested = (hash: string, expires_at = LATER): AccountEvent => ({
   type: 'EmailVerificationRequested',
   data: { token_hash: hash, expires_at },

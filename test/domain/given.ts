@@ -1,5 +1,6 @@
 /** given(events).when(command).then(events) — for pure deciders. */
 import { expect } from 'vitest'
+import type { AccountRegistered } from '../../domain/account.events.ts'
 import { DomainError, type DomainErrorCode } from '../../domain/errors.ts'
 
 type Decider<S, C, E> = { decide(c: C, s: S): E[]; evolve(s: S, e: E): S; initialState: S }
@@ -33,4 +34,20 @@ export function specFor<S, C, E>(decider: Decider<S, C, E>) {
       },
     }
   }
+}
+
+/** User 7, alice, as registered: the start of most account histories in these specs. */
+export const registered: AccountRegistered = {
+  type: 'AccountRegistered',
+  data: {
+    user_id: 7,
+    username: 'alice',
+    email: 'alice@example.com',
+    full_name: null,
+    company_name: null,
+    role: 'user',
+    password_hash: '$argon2id$…',
+    username_key: 'uk',
+    email_key: 'ek',
+  },
 }

@@ -5,30 +5,15 @@
  */
 import { describe, expect, it } from 'vitest'
 import { type AccountCommand, accountDecider } from '../../domain/account.decider.ts'
-import type { AccountEvent, AccountRegistered, PasskeyRegistered } from '../../domain/account.events.ts'
+import type { AccountEvent, PasskeyRegistered } from '../../domain/account.events.ts'
 import { ACCOUNT_LOCK_THRESHOLD } from '../../domain/lockout.ts'
 import { PASSKEY_CHALLENGE_TTL_SECONDS } from '../../domain/passkeys.ts'
-import { specFor } from './given.ts'
+import { registered, specFor } from './given.ts'
 
 const given = specFor(accountDecider)
 const NOW = Date.parse('2026-11-25T12:00:00Z')
 const at = (ms: number): string => new Date(ms).toISOString()
 const LATER = at(NOW + 60_000)
-
-const registered: AccountRegistered = {
-  type: 'AccountRegistered',
-  data: {
-    user_id: 7,
-    username: 'alice',
-    email: 'alice@example.com',
-    full_name: null,
-    company_name: null,
-    role: 'user',
-    password_hash: '$argon2id$…',
-    username_key: 'uk',
-    email_key: 'ek',
-  },
-}
 
 const credential = {
   credential_id: 'cred-1',
