@@ -6,7 +6,8 @@
  * reads it. The access token lives in the page's memory only.
  *
  * Every token operation is forwarded to the service's own REST routes (`/auth/login`,
- * `/auth/verify-2fa`, `/auth/token-refresh`, `DELETE /auth/sessions/{id}`) as if the browser
+ * `/auth/verify-2fa`, `/auth/passkeys/login`, `/auth/token-refresh`, `DELETE
+ * /auth/sessions/{id}`) as if the browser
  * had called them: their rules, rate limits, lockout and error answers are the console's.
  *
  * CSRF: every console route needs the header `X-Console-CSRF: 1`. A page of another origin can
@@ -255,6 +256,15 @@ export function createConsole(deps: ConsoleDeps) {
     )
   }
 
+  /** The assertion goes to the service as it came; the options call needs no console route. */
+  async function passkeyLogin(request: HttpRequest): Promise<HttpResponse> {
+    const input = readJson(request)
+    if (!input) return jsonResponse({ detail: 'Expected a JSON object' }, 400)
+    return tokenAnswer(
+      await call(request, 'POST', '/auth/passkeys/login', { json: { response: input.response } }),
+    )
+  }
+
   async function refresh(request: HttpRequest): Promise<HttpResponse> {
     const token = cookieValue(request, CONSOLE_COOKIE)
     if (!token) {
@@ -310,6 +320,7 @@ export function createConsole(deps: ConsoleDeps) {
   const API: Record<string, Record<string, (request: HttpRequest) => Promise<HttpResponse>>> = {
     '/console/api/login': { POST: login },
     '/console/api/verify-2fa': { POST: verifySecondFactor },
+    '/console/api/passkey-login': { POST: passkeyLogin },
     [CONSOLE_REFRESH_PATH]: { POST: refresh, DELETE: logout },
   }
 

@@ -75,8 +75,9 @@ export function createEmailVerification(deps: {
         (newAddress
           ? `Someone asked to make this the email address of the account "${username}".\n\n`
           : `Please confirm that this is the email address of your account "${username}".\n\n`) +
+        `Confirm it here: ${deps.publicUrl}/console#/verify-email?token=${encodeURIComponent(issued.token)}\n\n` +
         `Verification token: ${issued.token}\n` +
-        `Send it as {"token": "<token>"} to POST ${deps.publicUrl}/auth/verify-email (or try it at ${deps.publicUrl}/docs).\n\n` +
+        `(An API client sends it as {"token": "<token>"} to POST ${deps.publicUrl}/auth/verify-email.)\n\n` +
         `The token works once and expires at ${issued.expires_at}. If it was not you, ignore this mail.\n`,
     })
   }

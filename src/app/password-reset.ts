@@ -44,8 +44,9 @@ export function createPasswordReset(deps: {
       subject: 'Reset your password',
       text:
         `Someone asked to reset the password of your account "${user.username}".\n\n` +
+        `Choose a new password here: ${deps.publicUrl}/console#/reset-password?token=${encodeURIComponent(reset.token)}\n\n` +
         `Reset token: ${reset.token}\n` +
-        `Or open: ${deps.publicUrl}/docs#/auth/auth.passwordReset (POST /auth/password-reset with this token)\n\n` +
+        `(An API client sends it with the new password to POST ${deps.publicUrl}/auth/password-reset.)\n\n` +
         `The token works once and expires at ${expiresAt.toISOString()}. If it was not you, ignore this mail.\n`,
     })
   }

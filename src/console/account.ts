@@ -18,6 +18,7 @@ import {
   time,
 } from './dom.ts'
 import type { Page, PageContext } from './page.ts'
+import { passkeysSupported } from './webauthn.ts'
 
 const heading = (text: string): HTMLHeadingElement => h('h1', { tabindex: '-1' }, text)
 
@@ -49,13 +50,57 @@ export function loginPage(options: { message?: string; onLoggedIn: () => void })
           else secondFactorStep(outcome.challenge)
         },
       ),
+      passkeysSupported()
+        ? form(
+            { id: 'passkey-login-form', class: 'alternative' },
+            [
+              h('button', { type: 'submit', class: 'secondary' }, 'Log in with a passkey'),
+              h('p', { class: 'hint' }, 'With the username above, or choose the account on your device.'),
+            ],
+            async () => {
+              await session.passkeyLogin(username.value.trim())
+              options.onLoggedIn()
+            },
+          )
+        : null,
       h(
         'p',
         null,
-        'No account yet? ',
+        button('Forgot your password?', forgotStep, { class: 'link', id: 'show-forgot' }),
+        ' · No account yet? ',
         button('Create an account', registerStep, { class: 'link', id: 'show-register' }),
       ),
     )
+  }
+
+  const forgotStep = (): void => {
+    const email = input({ name: 'email', type: 'email', autocomplete: 'email', required: true })
+    const sent = messageArea('status')
+    clear(
+      container,
+      h('h1', { id: 'login-title', tabindex: '-1' }, 'Reset your password'),
+      form(
+        { id: 'forgot-form' },
+        [
+          field(
+            'Email',
+            email,
+            'The address of your account. The mail holds a link to choose a new password.',
+          ),
+          h('button', { type: 'submit' }, 'Send the link'),
+          sent.element,
+        ],
+        async () => {
+          await api('POST', '/auth/password-reset-request', { json: { email: email.value.trim() } })
+          // The service answers alike for every address, so must the page.
+          sent.show(
+            `If an account uses ${email.value.trim()}, a mail with a link is on its way. The link works once, for 30 minutes.`,
+          )
+        },
+      ),
+      h('p', null, button('Back to logging in', passwordStep, { class: 'link' })),
+    )
+    email.focus()
   }
 
   const secondFactorStep = (challenge: string): void => {
@@ -157,6 +202,47 @@ export function accountBadges(user: User): Child[] {
     user.is_active ? badge('active', 'ok') : badge('deactivated', 'bad'),
     user.is_locked ? badge('locked', 'bad') : null,
     user.is_2fa_enabled ? badge('2FA on', 'ok') : badge('2FA off', 'warn'),
+    user.email_verified ? badge('email confirmed', 'ok') : badge('email not confirmed', 'warn'),
+  ]
+}
+
+/** The address, whether it is confirmed, a change waiting for confirmation, and a new link. */
+function emailDetails(me: User, context: PageContext): Child[] {
+  const sent = messageArea('status')
+  const waiting = !me.email_verified || me.pending_email !== null
+  return [
+    me.email,
+    ' ',
+    me.email_verified ? badge('confirmed', 'ok') : badge('not confirmed', 'warn'),
+    me.pending_email
+      ? h(
+          'p',
+          { class: 'hint', id: 'pending-email' },
+          `Changing to ${me.pending_email} once confirmed from the link sent there.`,
+        )
+      : null,
+    waiting
+      ? button(
+          'Send the confirmation link again',
+          async (event) => {
+            const target = event.currentTarget as HTMLButtonElement
+            target.disabled = true
+            try {
+              await api('POST', '/auth/verify-email/resend')
+              sent.show(
+                `A new link is on its way to ${me.pending_email ?? me.email}; earlier links no longer work.`,
+              )
+              context.announce('Confirmation link sent.')
+            } catch (failure) {
+              sent.show((failure as Error).message)
+            } finally {
+              target.disabled = false
+            }
+          },
+          { class: 'link', id: 'resend-verification' },
+        )
+      : null,
+    sent.element,
   ]
 }
 
@@ -246,7 +332,7 @@ async function profilePage(context: PageContext): Promise<Child[]> {
       { class: 'card', 'aria-label': 'Account details' },
       detailsList([
         ['Username', me.username],
-        ['Email', me.email],
+        ['Email', emailDetails(me, context)],
         ['Full name', me.full_name ?? '—'],
         ['Role', me.role],
         ['Status', accountBadges(me)],
@@ -264,6 +350,10 @@ async function profilePage(context: PageContext): Promise<Child[]> {
 
 // --- two-factor ---
 
+/** As src/app/amr.ts decides on the server: a code, or a passkey that verified its user. */
+const passedSecondFactor = (amr: string[]): boolean =>
+  amr.includes('otp') || ((amr.includes('hwk') || amr.includes('swk')) && amr.includes('user'))
+
 type Setup = { secret: string; otpauth_url: string; qr_svg: string }
 
 /** The base32 secret in groups of four, easier to type into an app by hand. */
@@ -272,7 +362,7 @@ const grouped = (secret: string): string => secret.replace(/(.{4})/g, '$1 ').tri
 async function twoFactorPage(context: PageContext): Promise<Child[]> {
   const me = await context.reloadMe()
   const body = h('div', { id: 'two-factor' })
-  const otpSession = session.claims()?.amr.includes('otp') ?? false
+  const otpSession = passedSecondFactor(session.claims()?.amr ?? [])
 
   const showEnabled = (): void => {
     const error = messageArea('alert')
@@ -290,7 +380,7 @@ async function twoFactorPage(context: PageContext): Promise<Child[]> {
         : h(
             'p',
             { class: 'hint' },
-            'To turn it off, this session must have passed two-factor authentication: log out and log in again with a code.',
+            'To turn it off, this session must have passed two-factor authentication: log out and log in again with a code or a passkey.',
           ),
       button(
         'Turn off two-factor authentication',

@@ -5,6 +5,8 @@
  * one refresh through the cookie (one at a time, however many calls failed) and one retry.
  */
 
+import { usePasskey } from './webauthn.ts'
+
 export type Role = 'user' | 'vendor' | 'admin' | 'auditor'
 
 export type User = {
@@ -16,8 +18,12 @@ export type User = {
   is_active: boolean
   is_locked: boolean
   is_2fa_enabled: boolean
+  email_verified: boolean
+  pending_email: string | null
   created_at: string
 }
+
+export type Passkey = { id: number; name: string; created_at: string; last_used_at: string | null }
 
 export type Claims = { sub: string; sid: string; role: Role; amr: string[]; exp: number }
 
@@ -118,6 +124,25 @@ export async function login(username: string, password: string): Promise<LoginOu
 
 export async function verifySecondFactor(challenge: string, code: string): Promise<void> {
   const response = await consoleRoute('POST', '/console/api/verify-2fa', { code }, challenge)
+  const body = (await readBody(response)) as { access_token?: string }
+  if (!response.ok || !body.access_token) throw new ApiError(response.status, describe(response.status, body))
+  accessToken = body.access_token
+}
+
+/** Logs in with a passkey (of this username, or any discoverable one when it is empty). */
+export async function passkeyLogin(username: string): Promise<void> {
+  const optionsResponse = await fetch('/auth/passkeys/login/options', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(username ? { username } : {}),
+    credentials: 'omit',
+    cache: 'no-store',
+  })
+  const options = await readBody(optionsResponse)
+  if (!optionsResponse.ok)
+    throw new ApiError(optionsResponse.status, describe(optionsResponse.status, options))
+  const assertion = await usePasskey(options as Record<string, unknown>)
+  const response = await consoleRoute('POST', '/console/api/passkey-login', { response: assertion })
   const body = (await readBody(response)) as { access_token?: string }
   if (!response.ok || !body.access_token) throw new ApiError(response.status, describe(response.status, body))
   accessToken = body.access_token

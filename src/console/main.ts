@@ -7,14 +7,16 @@ import { adminPages } from './admin.ts'
 import * as session from './api.ts'
 import { auditPages } from './audit.ts'
 import { append, button, clear, h } from './dom.ts'
+import { mailLinkPages } from './mail-links.ts'
 import type { Page, PageContext } from './page.ts'
+import { passkeyPages } from './passkeys.ts'
 
 const main = document.getElementById('main') as HTMLElement
 const nav = document.getElementById('nav') as HTMLElement
 const account = document.getElementById('account') as HTMLElement
 const status = document.getElementById('status') as HTMLElement
 
-const pages: Page[] = [...accountPages, ...adminPages, ...auditPages]
+const pages: Page[] = [...accountPages, ...passkeyPages, ...adminPages, ...auditPages]
 let me: session.User | null = null
 
 let statusTimer: ReturnType<typeof setTimeout> | undefined
@@ -105,11 +107,38 @@ async function loggedIn(): Promise<void> {
   await render()
 }
 
+/** A page a mail links to: shown with or without a session; the token leaves the URL once spent. */
+function renderMailLink(): boolean {
+  const { path, query } = currentPath()
+  const page = mailLinkPages.find((candidate) => candidate.pattern.test(path))
+  if (!page) return false
+  renderChrome()
+  document.title = `${page.title} — Auth Service console`
+  const finish = async (message: string): Promise<void> => {
+    history.replaceState(null, '', '#/profile')
+    // A password reset ended every session, this one included: only a live one carries on.
+    if (me && (await session.refresh())) {
+      await render()
+      announce(message)
+    } else {
+      session.forget()
+      showLogin(message)
+    }
+  }
+  clear(main, h('section', { class: 'card narrow' }, page.render({ query, finish: (m) => void finish(m) })))
+  main.querySelector<HTMLElement>('h1')?.focus()
+  return true
+}
+
 /** Counts renders: a slow page that finishes after a newer one was asked for is dropped. */
 let renders = 0
 
 async function render(): Promise<void> {
-  if (!me) return
+  if (renderMailLink()) return
+  if (!me) {
+    showLogin()
+    return
+  }
   const ticket = ++renders
   const { path, query } = currentPath()
   let params: string[] = []
@@ -184,7 +213,7 @@ async function start(): Promise<void> {
       return
     } catch {}
   }
-  showLogin()
+  if (!renderMailLink()) showLogin()
 }
 
 void start()

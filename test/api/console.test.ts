@@ -143,6 +143,33 @@ describe('the console session routes', () => {
     expect(response.headers['set-cookie']).toContain('console_refresh=7.secret')
   })
 
+  it('passkey-login: forwards the assertion alone, the refresh token goes into the cookie; refused without the CSRF header', async () => {
+    const { sent, serve } = setup()
+    const assertion = { id: 'cred', rawId: 'cred', type: 'public-key', response: { signature: 'sig' } }
+    const refused = await serve(
+      request('POST', '/console/api/passkey-login', { json: { response: assertion } }),
+      '/console/api/passkey-login',
+    )
+    expect(refused.response.status).toBe(403)
+    expect(sent).toEqual([])
+    const { response } = await serve(
+      request('POST', '/console/api/passkey-login', {
+        headers: csrf,
+        json: { response: assertion, extra: 'dropped' },
+      }),
+      '/console/api/passkey-login',
+    )
+    expect(sent).toEqual([
+      expect.objectContaining({
+        method: 'POST',
+        target: '/auth/passkeys/login',
+        body: { response: assertion },
+      }),
+    ])
+    expect(body(response)).not.toHaveProperty('refresh_token')
+    expect(response.headers['set-cookie']).toContain('console_refresh=7.secret')
+  })
+
   it('refresh: rotates the cookie; a refused token clears it; no cookie is a 401', async () => {
     const { sent, serve } = setup()
     const ok = await serve(

@@ -14,6 +14,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Api, api, type NewUser, newUser, register } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
+import { freePort, type SmtpSink, startSmtp } from '../support/smtp.ts'
 import { rewriteStoredEvent } from '../support/tamper.ts'
 import { TOTP_PERIOD_MS, totp } from '../support/totp.ts'
 
@@ -39,6 +40,9 @@ mkdirSync(SHOTS, { recursive: true })
 // A loaded 2-core machine (the whole suite runs beside this file) needs room beyond the usual 30 s.
 describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
   let server: TestServer
+  /** The page's origin: `localhost`, which WebAuthn accepts as a relying party (an IP address it does not). */
+  let site: string
+  let smtp: SmtpSink
   let request: Api
   let browser: Browser
   let admin: NewUser & { id: number }
@@ -66,7 +70,7 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     })
     page.on('request', (r) => {
       const url = new URL(r.url())
-      if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== new URL(server.url).origin)
+      if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== site)
         problems.push(`third-party request: ${r.url()}`)
     })
     page.on('dialog', (dialog) => void dialog.accept())
@@ -80,11 +84,11 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     user: { username: string; password: string },
     code?: string,
   ): Promise<void> {
-    await page.goto(`${server.url}/console`)
+    await page.goto(`${site}/console`)
     await page.locator('#login-form').waitFor()
     await page.getByLabel('Username').fill(user.username)
     await page.getByLabel('Password').fill(user.password)
-    await page.getByRole('button', { name: 'Log in' }).click()
+    await page.getByRole('button', { name: 'Log in', exact: true }).click()
     if (code !== undefined) {
       await page.locator('#second-factor-form').waitFor()
       await page.getByLabel('Code').fill(code)
@@ -122,11 +126,22 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     return totp(secret, wanted)
   }
 
+  /** The service at `site`, mailing to the test's SMTP server (again on the same port after a restart). */
+  const startConsoleServer = (dataDir?: string) =>
+    startServer(
+      { ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP, PUBLIC_URL: site, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` },
+      dataDir,
+      { port: Number(new URL(site).port) },
+    )
+
   const refreshCookie = async (page: Page) =>
     (await page.context().cookies()).find((c) => c.name === 'console_refresh')
 
   beforeAll(async () => {
-    server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP })
+    smtp = await startSmtp()
+    const port = await freePort()
+    site = `http://localhost:${port}`
+    server = await startConsoleServer()
     request = api(server.url)
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -146,6 +161,7 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     for (const context of contexts) await context.close().catch(() => undefined)
     await browser?.close()
     await server?.close()
+    await smtp?.close()
   })
 
   it('serves the page under a strict CSP, with no inline script or style and nothing from another origin', async () => {
@@ -189,7 +205,7 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
 
     // In the browser: the page loads clean, and an injected inline script does not run.
     const page = await newPage()
-    await page.goto(`${server.url}/console`)
+    await page.goto(`${site}/console`)
     await page.locator('#login-form').waitFor()
     const ran = await page.evaluate(() => {
       const script = document.createElement('script')
@@ -322,7 +338,7 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     await page.locator('#login-form').waitFor()
     await page.getByLabel('Username').fill(user.username)
     await page.getByLabel('Password').fill(user.password)
-    await page.getByRole('button', { name: 'Log in' }).click()
+    await page.getByRole('button', { name: 'Log in', exact: true }).click()
     await page.locator('#second-factor-form').waitFor()
     await shot(page, 'login-2fa')
     await page.getByLabel('Code').fill('000000')
@@ -343,6 +359,135 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     await page.getByRole('button', { name: 'Turn off two-factor authentication' }).click()
     await page.getByRole('button', { name: 'Set up two-factor authentication' }).waitFor()
     expect((await apiLogin(user)).body.requires_2fa).toBeUndefined()
+    expect(problems).toEqual([])
+  })
+
+  it('passkeys: adds one through WebAuthn (a virtual authenticator), renames it, logs in with it, which passes 2FA', async () => {
+    const user = newUser('passkey')
+    await register(request, user)
+    // 2FA on, so that only a session that passed it may add a passkey, and a passkey login must pass it.
+    const token = (await apiLogin(user)).body.access_token
+    const { secret } = (await request('GET', '/auth/generate-2fa-code', { token })).body
+    expect(
+      (await request('POST', '/auth/enable-2fa', { token, json: { code: await nextCode(secret) } })).status,
+    ).toBe(200)
+
+    const page = await newPage()
+    // Chromium's own authenticator, driven over the DevTools protocol: resident keys, user verification.
+    const devtools = await page.context().newCDPSession(page)
+    await devtools.send('WebAuthn.enable')
+    const { authenticatorId } = await devtools.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    })
+    await logIn(page, user, await nextCode(secret))
+    await go(page, '#/passkeys', 'Passkeys')
+    await page.locator('#no-passkeys').waitFor()
+    await page.getByLabel('Name (optional)').fill('Test laptop')
+    await page.getByRole('button', { name: 'Add a passkey' }).click()
+    await page.locator('#passkeys tbody tr', { hasText: 'Test laptop' }).waitFor()
+    const { credentials } = await devtools.send('WebAuthn.getCredentials', { authenticatorId })
+    expect(credentials).toHaveLength(1)
+    expect(credentials[0].isResidentCredential).toBe(true)
+    await page.getByLabel('New name for the passkey "Test laptop"').fill('Work laptop')
+    await page.getByRole('button', { name: 'Rename' }).click()
+    await page.locator('#passkeys tbody tr', { hasText: 'Work laptop' }).waitFor()
+    expect(await unlabelled(page)).toEqual([])
+    await shot(page, 'passkeys')
+
+    // Log out, then in with the passkey alone: no username typed, no password, no code.
+    await page.getByRole('button', { name: 'Log out' }).click()
+    await page.getByText('You are logged out.').waitFor()
+    const loginAnswer = page.waitForResponse((r) => r.url().endsWith('/console/api/passkey-login'))
+    await page.getByRole('button', { name: 'Log in with a passkey' }).click()
+    // The console comes back to the page it was on.
+    await heading(page, 'Passkeys').waitFor()
+    expect(await (await loginAnswer).json()).not.toHaveProperty('refresh_token')
+    expect(await refreshCookie(page)).toBeDefined()
+    // The session counts as two-factor: turning 2FA off is offered.
+    await go(page, '#/security', 'Two-factor authentication')
+    expect(await page.locator('#disable-2fa').isDisabled()).toBe(false)
+    await go(page, '#/activity', 'Activity')
+    await page.locator('#activity li[data-type="passkey_login"]').waitFor()
+    await page.locator('#activity li[data-type="passkey_added"]').waitFor()
+    const listed = await request('GET', '/auth/passkeys', { token })
+    expect(listed.body).toMatchObject([{ name: 'Work laptop' }])
+    expect(listed.body[0].last_used_at).not.toBeNull()
+
+    // Removed from the console, the passkey logs in no more.
+    await go(page, '#/passkeys', 'Passkeys')
+    await page.getByRole('button', { name: 'Remove' }).click()
+    await page.locator('#no-passkeys').waitFor()
+    await page.getByRole('button', { name: 'Log out' }).click()
+    await page.getByRole('button', { name: 'Log in with a passkey' }).click()
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /passkey/i })
+      .waitFor()
+    expect(await refreshCookie(page)).toBeUndefined()
+    expect(problems).toEqual([])
+  })
+
+  it('mail links: confirms an email address, and resets a forgotten password from the console', async () => {
+    const user = newUser('maillink')
+    await register(request, user)
+    const linkIn = async (subject: string): Promise<string> => {
+      let link: string | undefined
+      await expect
+        .poll(() => {
+          const mail = smtp.mails.findLast(
+            (m) => m.envelopeTo.includes(user.email) && m.headers.subject === subject,
+          )
+          link = mail?.text.match(/https?:\/\/\S+#\/\S+/)?.[0]
+          return link
+        })
+        .toBeDefined()
+      return link as string
+    }
+
+    const page = await newPage()
+    const confirmLink = await linkIn('Confirm your email address')
+    expect(confirmLink).toMatch(new RegExp(`^${site}/console#/verify-email\\?token=`))
+    await page.goto(confirmLink)
+    await page.getByRole('button', { name: 'Confirm my email address' }).click()
+    await page.getByText('Your email address is confirmed.').waitFor()
+    // The spent token leaves the address bar.
+    expect(page.url()).not.toContain('token=')
+    await logIn(page, user)
+    expect(await page.locator('.details').textContent()).toContain('confirmed')
+    expect(await page.locator('#resend-verification').count()).toBe(0)
+    await page.getByRole('button', { name: 'Log out' }).click()
+
+    // A used link says so.
+    await page.goto(confirmLink)
+    await page.getByRole('button', { name: 'Confirm my email address' }).click()
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /invalid|expired|used/i })
+      .waitFor()
+
+    await page.goto(`${site}/console`)
+    await page.getByRole('button', { name: 'Forgot your password?' }).click()
+    await page.getByLabel('Email').fill(user.email)
+    await page.getByRole('button', { name: 'Send the link' }).click()
+    await page.getByText('a mail with a link is on its way').waitFor()
+    const resetLink = await linkIn('Reset your password')
+    expect(resetLink).toMatch(new RegExp(`^${site}/console#/reset-password\\?token=`))
+    await page.goto(resetLink)
+    const newPassword = `${user.password}-renewed`
+    await page.getByLabel('New password', { exact: true }).fill(newPassword)
+    await page.getByLabel('Repeat the new password').fill(newPassword)
+    await page.getByRole('button', { name: 'Set the new password' }).click()
+    await page.getByText('Your password is changed').waitFor()
+    expect(page.url()).not.toContain('token=')
+    expect((await apiLogin(user)).status).toBe(401)
+    await logIn(page, { username: user.username, password: newPassword })
     expect(problems).toEqual([])
   })
 
@@ -469,7 +614,7 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     await victimPage.getByText('Your session has ended').waitFor()
     await victimPage.getByLabel('Username').fill(victim.username)
     await victimPage.getByLabel('Password').fill(victim.password)
-    await victimPage.getByRole('button', { name: 'Log in' }).click()
+    await victimPage.getByRole('button', { name: 'Log in', exact: true }).click()
     await victimPage
       .getByRole('alert')
       .filter({ hasText: /locked/i })
@@ -552,7 +697,7 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
       '"role":"admin"',
       false,
     )
-    server = await startServer({ ADMIN_BOOTSTRAP_TOKEN: BOOTSTRAP }, server.dataDir)
+    server = await startConsoleServer(server.dataDir)
     request = api(server.url)
     const after = await newPage()
     await logIn(after, auditor)

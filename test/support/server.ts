@@ -21,13 +21,13 @@ export type TestServer = {
 export async function startServer(
   env: Record<string, string> = {},
   dataDir = tempDataDir(),
-  options: { now?: () => Date; log?: Logger; verifyOffLoopAbove?: number } = {},
+  options: { now?: () => Date; log?: Logger; verifyOffLoopAbove?: number; port?: number } = {},
 ): Promise<TestServer> {
   const config = loadConfig({ RATE_LIMIT_PER_MINUTE: '0', ...env, DATA_DIR: dataDir, PORT: '0' })
   const runtime = await openRuntime(config, options)
   const app = await createApp(runtime)
   const server = createNodeServer(app.serve)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   let stopped = false
   const stop = async (): Promise<void> => {
