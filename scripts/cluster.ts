@@ -1,7 +1,7 @@
 /**
  * The cluster proof (issue 12): N instances of the real service on one PostgreSQL database under
  * random load, one of them killed with SIGKILL and restarted mid-run, then the cluster-wide checks
- * of test/support/cluster.ts. Prints a table; exit code 0 only when every check passed.
+ * of harness/cluster.ts. Prints a table; exit code 0 only when every check passed.
  *   npm run cluster -- [--instances 3] [--seconds 60] [--workers 6] [--trials 30] [--2fa-trials 5]
  *                      [--sampled-users 50] [--bound-ms 5000] [--seed N]
  * --trials: propagation trials per kind (revoke, lock, deactivate, delete); --2fa-trials: trials
@@ -9,7 +9,7 @@
  * must serve as a rebuild does; --bound-ms: how long another instance may take to refuse.
  */
 import { parseArgs } from 'node:util'
-import { formatClusterFindings, runClusterProof } from '../test/support/cluster.ts'
+import { formatClusterFindings, runClusterProof } from '../harness/cluster.ts'
 
 const { values } = parseArgs({
   options: {

@@ -1,8 +1,8 @@
 /** The rate limiter in the shared PostgreSQL database (issue 12): instances share one budget. */
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import { createPostgresRateLimiter } from '../../src/api/postgres-rate-limit.ts'
-import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 
 const ROUTE = 'auth.login'
 let database: TestPostgres

@@ -6,9 +6,9 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DomainError, isDomainError } from '../../domain/errors.ts'
 import { automaticLockMinutes, MAX_CONSECUTIVE_FAILURES } from '../../domain/lockout.ts'
+import { startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import { throttleKey } from '../../src/app/login-throttle.ts'
 import { createPostgresLoginThrottle, RESERVATION_TTL_MS } from '../../src/app/postgres-login-throttle.ts'
-import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 
 let database: TestPostgres
 let pools: pg.Pool[] = []

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import {
   type ClaimIndex,
   createPostgresClaimIndex,
@@ -17,7 +18,6 @@ import {
 } from '../../src/app/unique-claims.ts'
 import type { EventStore } from '../../src/eventstore/event-store.ts'
 import { openOwnedDatabase, openSqliteEventStore } from '../../src/eventstore/sqlite-event-store.ts'
-import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 import { tempDataDir } from '../support/runtime.ts'
 
 const { Pool } = pg

@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { TOTP_PERIOD_MS, totp } from '../../harness/totp.ts'
 import { type Api, api, type NewUser, newUser, register } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 import { freePort, type SmtpSink, startSmtp } from '../support/smtp.ts'
 import { rewriteStoredEvent } from '../support/tamper.ts'
-import { TOTP_PERIOD_MS, totp } from '../support/totp.ts'
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
   (path): path is string => Boolean(path && existsSync(path)),

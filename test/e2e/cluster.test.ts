@@ -1,12 +1,12 @@
 /**
  * The short cluster proof (issue 12; the long one is `npm run cluster`): 3 real service processes
  * on one PostgreSQL database under random load for a few seconds, one SIGKILLed and restarted
- * mid-run, then every cluster-wide check of test/support/cluster.ts. The propagation delays of a
+ * mid-run, then every cluster-wide check of harness/cluster.ts. The propagation delays of a
  * revocation, a lock, a deactivation and a deletion are measured and printed; each must stay
  * within the bound (5 s), as every other check must pass.
  */
 import { describe, expect, it } from 'vitest'
-import { DELAY_KINDS, formatClusterFindings, runClusterProof } from '../support/cluster.ts'
+import { DELAY_KINDS, formatClusterFindings, runClusterProof } from '../../harness/cluster.ts'
 
 describe('three instances on one PostgreSQL database', () => {
   it('keep every promise under load, through a SIGKILL and restart of one of them', async () => {

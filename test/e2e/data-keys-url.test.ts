@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import { api, login, newUser, register } from '../support/e2e.ts'
-import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 import { startServer } from '../support/server.ts'
 
 let database: TestPostgres

@@ -10,6 +10,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { base32Decode, TOTP_PERIOD_MS, totp } from '../../harness/totp.ts'
 import type { AppRouter } from '../../src/api/router.ts'
 import { accountStream } from '../../src/app/streams.ts'
 import { ENCRYPTED_PREFIX } from '../../src/security/data-keys.ts'
@@ -36,7 +37,6 @@ import {
   register,
 } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
-import { base32Decode, TOTP_PERIOD_MS, totp } from '../support/totp.ts'
 
 const RP_ID = 'auth.example.test'
 const ORIGIN = 'https://auth.example.test'

@@ -5,8 +5,8 @@
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import { type Api, api, login, newUser, register } from '../support/e2e.ts'
-import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 
 let pg: TestPostgres

@@ -5,11 +5,11 @@
  * address the account no longer has. The mail goes to a real SMTP server.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { TOTP_PERIOD_MS, totp } from '../../harness/totp.ts'
 import { startControlledServer, type TestClock, testClock } from '../support/controlled-server.ts'
 import { type Api, api, login, type NewUser, newUser, type Reply, register } from '../support/e2e.ts'
 import type { TestServer } from '../support/server.ts'
 import { type SmtpSink, startSmtp } from '../support/smtp.ts'
-import { TOTP_PERIOD_MS, totp } from '../support/totp.ts'
 
 const BOOTSTRAP = 'races-e2e-bootstrap-token'
 const RESET_TOKEN = /Reset token: (\d+\.[A-Za-z0-9_-]{43})\b/

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_CONSECUTIVE_FAILURES } from '../../domain/lockout.ts'
+import { sharedInstanceSettings, startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import { type Api, api, newUser, register } from '../support/e2e.ts'
-import { sharedInstanceSettings, startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 
 let pg: TestPostgres

@@ -20,6 +20,7 @@ import {
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { TOTP_PERIOD_MS, totp } from '../../harness/totp.ts'
 import {
   type RecordingLogger,
   recordingLogger,
@@ -38,7 +39,6 @@ import {
   register,
 } from '../support/e2e.ts'
 import type { TestServer } from '../support/server.ts'
-import { TOTP_PERIOD_MS, totp } from '../support/totp.ts'
 
 const ADMIN_BOOTSTRAP_TOKEN = 'token-attacks-bootstrap'
 const PERIOD_MS = TOTP_PERIOD_MS

@@ -5,10 +5,10 @@
  * service runs on a clock the test moves, so time steps are exact.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { base32Decode, hotp, TOTP_PERIOD_MS, totp } from '../../harness/totp.ts'
 import { startControlledServer, type TestClock, testClock } from '../support/controlled-server.ts'
 import { api, claimsOf, login, type NewUser, newUser, type Reply, register } from '../support/e2e.ts'
 import type { call, TestServer } from '../support/server.ts'
-import { base32Decode, hotp, TOTP_PERIOD_MS, totp } from '../support/totp.ts'
 
 const PERIOD_MS = TOTP_PERIOD_MS
 const ADMIN_BOOTSTRAP_TOKEN = 'two-factor-e2e-bootstrap'

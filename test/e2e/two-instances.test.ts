@@ -1,8 +1,8 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sharedInstanceSettings, startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import type { AuditEvent } from '../../src/app/audit.ts'
 import { type Api, api, login, newUser, type Reply } from '../support/e2e.ts'
-import { sharedInstanceSettings, startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 
 const BOOTSTRAP = 'two-instances-bootstrap-token'

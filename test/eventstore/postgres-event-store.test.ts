@@ -5,6 +5,7 @@
  */
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import { EventStoreUnavailableError, type RecordedEvent } from '../../src/eventstore/event-store.ts'
 import { verifyChain } from '../../src/eventstore/hash-chain.ts'
 import {
@@ -13,7 +14,6 @@ import {
   type PostgresEventStore,
   redactPostgresUrl,
 } from '../../src/eventstore/postgres-event-store.ts'
-import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 import { describeEventStoreContract, newEvent, waitFor } from './contract.ts'
 
 describeEventStoreContract('postgres', async () => {

@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import { DataKeyDestroyedError } from '../../src/security/data-keys.ts'
 import { openPostgresDataKeyStore, type PostgresDataKeyStore } from '../../src/security/postgres-data-keys.ts'
-import { startTestPostgres, type TestPostgres } from '../support/postgres.ts'
 
 const MASTER_KEY = randomBytes(32).toString('base64')
 

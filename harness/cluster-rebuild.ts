@@ -3,7 +3,7 @@
  * event store, made in this process with the service's own projections, codec and shared data keys
  * (as `npm run audit -- rebuild` does, but into a new file and without destroying any data key: it
  * only reads). Every instance's read models, what it serves and what it stores, are compared with
- * it (test/support/cluster.ts).
+ * it (harness/cluster.ts).
  *
  *   const rebuild = await openRebuild(env, dir)  // env: the instances' shared settings
  *   await rebuild.settle()                        // replays every event, until the log stops growing
@@ -13,14 +13,14 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { projections } from '../../projections/index.ts'
-import { createEventCodec } from '../../src/app/event-codec.ts'
-import { openDataKeys, openEventStore } from '../../src/app/runtime.ts'
-import { storeIdentity } from '../../src/app/settings-fingerprint.ts'
-import { loadConfig } from '../../src/config.ts'
-import { createProjectionRunner } from '../../src/readstore/projection-runner.ts'
-import { createQueries, type Queries } from '../../src/readstore/queries.ts'
-import { ReadStore } from '../../src/readstore/read-store.ts'
+import { projections } from '../projections/index.ts'
+import { createEventCodec } from '../src/app/event-codec.ts'
+import { openDataKeys, openEventStore } from '../src/app/runtime.ts'
+import { storeIdentity } from '../src/app/settings-fingerprint.ts'
+import { loadConfig } from '../src/config.ts'
+import { createProjectionRunner } from '../src/readstore/projection-runner.ts'
+import { createQueries, type Queries } from '../src/readstore/queries.ts'
+import { ReadStore } from '../src/readstore/read-store.ts'
 
 export type Rebuild = {
   /** The rebuilt read-model file (compare it with `compareReadModels` of harness/oracle.ts). */

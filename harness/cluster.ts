@@ -20,8 +20,8 @@
  *   - two admins on two instances deactivating each other at once leave at least one admin;
  *   - an erased account's history shows "[erased]" on every instance;
  *   - `/admin/audit/verify?full=true` is ok on every instance;
- *   - every instance's read models equal a fresh rebuild from the store (test/support/
- *     cluster-rebuild.ts): what it serves (the full user listing, and the sessions and activity of
+ *   - every instance's read models equal a fresh rebuild from the store
+ *     (harness/cluster-rebuild.ts): what it serves (the full user listing, and the sessions and activity of
  *     sampled users) while running, and every table of its read-models.db once stopped.
  *
  *   runClusterProof({ instances, seconds, seed }) → ClusterFindings (`checks` all ok = passed)
@@ -34,9 +34,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { MAX_CONSECUTIVE_FAILURES } from '../../domain/lockout.ts'
-import { prng } from '../../harness/client.ts'
-import { compareReadModels } from '../../harness/oracle.ts'
+import { MAX_CONSECUTIVE_FAILURES } from '../domain/lockout.ts'
+import { toSessionResponse, toUserResponse } from '../src/api/presenters.ts'
+import { prng } from './client.ts'
+import { openRebuild } from './cluster-rebuild.ts'
+import { compareReadModels } from './oracle.ts'
+import { sharedInstanceSettings, startTestPostgres, stopTestPostgres } from './postgres.ts'
 import {
   BOOTSTRAP_TOKEN,
   freePort,
@@ -44,10 +47,7 @@ import {
   spawnServer,
   stopServer,
   waitReady,
-} from '../../harness/server.ts'
-import { toSessionResponse, toUserResponse } from '../../src/api/presenters.ts'
-import { openRebuild } from './cluster-rebuild.ts'
-import { sharedInstanceSettings, startTestPostgres, stopTestPostgres } from './postgres.ts'
+} from './server.ts'
 import { TOTP_PERIOD_MS, totp } from './totp.ts'
 
 export type ClusterOptions = {
