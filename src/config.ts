@@ -84,8 +84,9 @@ function secret32(env: NodeJS.ProcessEnv, name: string): Uint8Array | null {
 }
 
 /**
- * `RP_ID` and `RP_ORIGINS`, by default the host and the origin of `PUBLIC_URL`. Browsers accept an
- * RP id only as a domain (`localhost` included), not an IP address, and need https except on localhost.
+ * `RP_ID` and `RP_ORIGINS`, by default the host and the origin of `PUBLIC_URL` (`localhost` for a
+ * loopback address). Browsers accept an RP id only as a domain (`localhost` included), not an IP
+ * address, and need https except on localhost.
  */
 function relyingParty(env: NodeJS.ProcessEnv, publicUrl: string): { rpId: string; rpOrigins: string[] } {
   let fallback: URL
@@ -97,6 +98,9 @@ function relyingParty(env: NodeJS.ProcessEnv, publicUrl: string): { rpId: string
     // Derived from a HOST that makes no URL (an unbracketed IPv6 address): passkeys on localhost.
     fallback = new URL('http://localhost')
   }
+  // A loopback or unspecified address (the default PUBLIC_URL is http://127.0.0.1:8000) cannot be
+  // an RP id: passkeys work on the same machine through the name localhost.
+  if (/^(127\.\d+\.\d+\.\d+|0\.0\.0\.0|\[::1?\])$/.test(fallback.hostname)) fallback.hostname = 'localhost'
   const rpId = (env.RP_ID?.trim() || fallback.hostname).toLowerCase()
   if (
     !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(rpId) &&

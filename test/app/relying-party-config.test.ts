@@ -15,6 +15,20 @@ describe('RP_ID and RP_ORIGINS', () => {
     expect(config.rpOrigins).toEqual(['http://localhost:8123'])
   })
 
+  it('use localhost for a loopback or unspecified address, which browsers refuse as an RP id', () => {
+    for (const [env, origin] of [
+      [{}, 'http://localhost:8000'],
+      [{ PUBLIC_URL: 'http://127.0.0.1:9000' }, 'http://localhost:9000'],
+      [{ HOST: '0.0.0.0', PORT: '8001' }, 'http://localhost:8001'],
+      [{ PUBLIC_URL: 'http://[::1]:8002' }, 'http://localhost:8002'],
+    ] as const) {
+      const config = loadConfig(env)
+      expect(config.rpId, JSON.stringify(env)).toBe('localhost')
+      expect(config.rpOrigins, JSON.stringify(env)).toEqual([origin])
+    }
+    expect(loadConfig({ PUBLIC_URL: 'http://10.0.0.5:8000' }).rpId).toBe('10.0.0.5')
+  })
+
   it('take explicit values: one RP id, several origins', () => {
     const config = loadConfig({
       PUBLIC_URL: 'http://127.0.0.1:8000',
