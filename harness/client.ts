@@ -42,6 +42,14 @@ function errorCode(error: unknown): string | undefined {
   return code
 }
 
+// Deno's fetch resends a request once when a kept-alive connection dies under it, even when the
+// server had received it, and then reports the resend's error (a refused connection while the server
+// is down): a registration that was applied would count as never sent. Without idle connections to
+// reuse there is no resend.
+const deno = (globalThis as { Deno?: { createHttpClient(options: { poolMaxIdlePerHost: number }): object } })
+  .Deno
+const unpooled = deno ? { client: deno.createHttpClient({ poolMaxIdlePerHost: 0 }) } : {}
+
 export async function httpCall(
   base: string,
   method: string,
@@ -64,7 +72,8 @@ export async function httpCall(
       headers,
       body,
       signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
-    })
+      ...unpooled,
+    } as RequestInit)
     const text = await response.text()
     let parsed: unknown = text
     try {

@@ -10,6 +10,8 @@ async function main(): Promise<void> {
   const config = loadConfig()
   const log = createLogger(config.logLevel)
   const runtime = await openRuntime(config, { log })
+  // Node >= 24.7 and Bun hash with node:crypto argon2; Deno with hash-wasm in worker threads.
+  log.info('password hashing', { argon2: runtime.passwords.backend, runtime: runtimeName() })
   const app = await createApp(runtime)
   const checkpoints = startCheckpointWriter({
     audit: runtime.audit,
@@ -44,6 +46,11 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+}
+
+function runtimeName(): string {
+  const { bun, deno, node } = process.versions as Record<string, string | undefined>
+  return bun ? `bun ${bun}` : deno ? `deno ${deno}` : `node ${node}`
 }
 
 main().catch((error: unknown) => {

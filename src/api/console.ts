@@ -17,7 +17,7 @@
  * is refused, and the cookie is `SameSite=Strict`, so a cross-site request does not carry it.
  */
 import { readdirSync, readFileSync } from 'node:fs'
-import { stripTypeScriptTypes } from 'node:module'
+import * as nodeModule from 'node:module'
 import { join, relative, sep } from 'node:path'
 import type { HttpRequest, HttpResponse } from './http.ts'
 import { jsonResponse } from './http.ts'
@@ -150,7 +150,7 @@ export function createConsole(deps: ConsoleDeps) {
     let body = cache.get(name)
     if (body === undefined) {
       const bytes = readFileSync(file)
-      body = name.endsWith('.ts') ? stripTypeScriptTypes(bytes.toString('utf8')) : new Uint8Array(bytes)
+      body = name.endsWith('.ts') ? stripTypes(bytes.toString('utf8')) : new Uint8Array(bytes)
       cache.set(name, body)
     }
     const type = TYPES[name.slice(name.lastIndexOf('.'))]
@@ -344,4 +344,14 @@ export function createConsole(deps: ConsoleDeps) {
       return { response: jsonResponse({ detail: 'Method Not Allowed' }, 405), label: '/console' }
     return { response, label: '/console' }
   }
+}
+
+type BunTranspiler = { transformSync(code: string): string }
+const bun = (globalThis as { Bun?: { Transpiler: new (options: { loader: 'ts' }) => BunTranspiler } }).Bun
+
+/** The types erased: node:module's stripTypeScriptTypes on Node and Deno; Bun has none, but its own transpiler. */
+function stripTypes(source: string): string {
+  if (typeof nodeModule.stripTypeScriptTypes === 'function') return nodeModule.stripTypeScriptTypes(source)
+  if (bun) return new bun.Transpiler({ loader: 'ts' }).transformSync(source)
+  throw new Error('this runtime cannot strip TypeScript types (node:module stripTypeScriptTypes is missing)')
 }

@@ -2,7 +2,7 @@
  * The contract's schemas (API.md), named as there: the `id` in `.meta()` is the name under
  * `components.schemas` of the OpenAPI document.
  */
-import { z } from 'zod'
+import * as z from 'zod'
 import { ROLES } from '../../domain/event.ts'
 
 export const Role = z.enum(ROLES as ['user', 'vendor', 'admin', 'auditor'])

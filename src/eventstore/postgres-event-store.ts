@@ -118,6 +118,18 @@ export function redactPostgresUrl(url: string): string {
   return redacted.replace(/([?&]password=)[^&]*/i, '$1***')
 }
 
+/** `message` without the `user:password@` of `url` and any `password=` value: some runtimes'
+ * URL parsers quote the whole input in their errors (Deno's does; Node's does not). */
+function withoutCredentials(message: string, url: string): string {
+  const trimmed = url.trim()
+  const rest = trimmed.slice(trimmed.indexOf('://') + 3)
+  const end = rest.search(/[/?]/)
+  const authority = end < 0 ? rest : rest.slice(0, end)
+  const userinfo = authority.slice(0, authority.lastIndexOf('@') + 1)
+  const scrubbed = userinfo ? message.replaceAll(userinfo, '') : message
+  return scrubbed.replace(/([?&]password=)[^&\s'"]*/gi, '$1***')
+}
+
 /** A connection pool for `url`; its errors never quote the string (it may hold a password). */
 export function openPostgresPool(url: string, options: PostgresEventStoreOptions = {}): pg.Pool {
   return createPool(url, options).pool
@@ -164,11 +176,13 @@ export async function openPostgresEventStore(
     if (error instanceof SchemaError) throw error
     if (isConnectivityError(error)) {
       throw new EventStoreUnavailableError(
-        `PostgreSQL at ${safeUrl} is unreachable: ${describeError(error)}`,
+        `PostgreSQL at ${safeUrl} is unreachable: ${withoutCredentials(describeError(error), url)}`,
         { cause: error },
       )
     }
-    throw new Error(`PostgreSQL at ${safeUrl}: ${describeError(error)}`, { cause: error })
+    throw new Error(`PostgreSQL at ${safeUrl}: ${withoutCredentials(describeError(error), url)}`, {
+      cause: error,
+    })
   }
   return new PgEventStore(pool, config, safeUrl, storeId, options)
 }

@@ -96,8 +96,10 @@ export function openSqliteEventStore(path: string, options: SqliteEventStoreOpti
       revision INTEGER NOT NULL,
       head_hash TEXT NOT NULL
     ) WITHOUT ROWID;
-    PRAGMA user_version = ${SCHEMA_VERSION};
   `)
+  // Only when it changes: setting it is a write, and a start that is refused later (a setting
+  // that does not match the store) must leave the file as it was.
+  if (user_version !== SCHEMA_VERSION) db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
   return new SqliteEventStore(db)
 }
 

@@ -14,6 +14,8 @@ import {
 export type { Argon2Params } from './phc.ts'
 
 export type PasswordHasher = {
+  /** Which backend derives the hashes (`auto` resolved): logged at start. */
+  readonly backend: 'native' | 'wasm'
   hash(password: string): Promise<string>
   verify(phc: string, password: string): Promise<boolean>
   needsRehash(phc: string): boolean
@@ -31,8 +33,13 @@ export const defaultArgon2Params: Argon2Params = { memoryKiB: 19456, passes: 2, 
 const saltLength = 16
 const hashLength = 32
 
-type Backend = { derive(input: Argon2Input): Promise<Uint8Array>; close(): Promise<void> }
+type Backend = {
+  name: 'native' | 'wasm'
+  derive(input: Argon2Input): Promise<Uint8Array>
+  close(): Promise<void>
+}
 
+/** Node >= 24.7 and Bun have `crypto.argon2`; Deno 2 does not, and hashes with the wasm backend. */
 export function hasNativeArgon2(): boolean {
   // A namespace import, so this module still loads on runtimes without the export.
   return typeof nodeCrypto.argon2 === 'function'
@@ -99,15 +106,16 @@ export function createPasswordHasher(options: PasswordHasherOptions = {}): Passw
     await backend.close()
   }
 
-  return { hash, verify, needsRehash, dummyVerify, close }
+  return { backend: backend.name, hash, verify, needsRehash, dummyVerify, close }
 }
 
 function createBackend(choice: PasswordBackend): Backend {
   if (choice === 'native' || (choice === 'auto' && hasNativeArgon2())) {
     if (!hasNativeArgon2()) throw new Error('node:crypto argon2 is not available (needs Node >= 24.7)')
-    return { derive: deriveNative, close: async () => {} }
+    return { name: 'native', derive: deriveNative, close: async () => {} }
   }
-  return createArgon2WorkerPool()
+  const pool = createArgon2WorkerPool()
+  return { name: 'wasm', derive: pool.derive, close: pool.close }
 }
 
 function deriveNative({ password, salt, params, hashLength }: Argon2Input): Promise<Uint8Array> {

@@ -1,6 +1,6 @@
 /** A small tRPC router whose procedures cover what the runners must agree on. */
 import { initTRPC, TRPCError } from '@trpc/server'
-import { z } from 'zod'
+import * as z from 'zod'
 
 export type Ctx = {
   user: string | null

@@ -1,6 +1,6 @@
 /** Bad stores and directories: a clear message naming the problem, a non-zero exit, nothing overwritten. */
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, expect, it } from 'vitest'
@@ -101,6 +101,9 @@ describe('startup refuses bad input clearly', () => {
     expect(status).toBe(1)
     expect(stderr).toMatch(/UNIQUENESS_SECRET does not match/)
     expect(readFileSync(join(dir, 'events.db')).equals(before)).toBe(true)
+    // Nor in the WAL, which Node leaves behind at exit while Bun checkpoints it into the file.
+    const wal = join(dir, 'events.db-wal')
+    expect(existsSync(wal) ? statSync(wal).size : 0).toBe(0)
     // The right one starts.
     const again = await openTestRuntime(dir, { UNIQUENESS_SECRET: first })
     await again.runtime.close()

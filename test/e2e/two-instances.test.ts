@@ -2,7 +2,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sharedInstanceSettings, startTestPostgres, type TestPostgres } from '../../harness/postgres.ts'
 import type { AuditEvent } from '../../src/app/audit.ts'
-import { type Api, api, login, newUser, type Reply } from '../support/e2e.ts'
+import { type Api, api, login, newUser, type Reply, type Tokens } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 
 const BOOTSTRAP = 'two-instances-bootstrap-token'
@@ -67,8 +67,17 @@ describe('two instances on one PostgreSQL database', () => {
     expect(verified.body).toMatchObject({ id, email: user.email, full_name: user.full_name })
 
     // The password hash A encrypted checks out on B, which writes the session with the same key.
-    const tokens = await login(onB, user)
-    expect((await onA('GET', '/protected', { token: tokens.access_token })).body.user_id).toBe(id)
+    const loggedIn = await onB('POST', '/auth/login', {
+      form: { username: user.username, password: user.password },
+    })
+    expect(loggedIn.status, JSON.stringify(loggedIn.body)).toBe(200)
+    const tokens: Tokens = loggedIn.body
+    // A knows the session once it has projected the login.
+    const protectedOnA = await onA('GET', '/protected', {
+      token: tokens.access_token,
+      headers: readAfter(loggedIn),
+    })
+    expect(protectedOnA.body.user_id).toBe(id)
 
     const deleted = await onA('DELETE', `/admin/user/${id}`, { token: adminToken })
     expect(deleted.status, JSON.stringify(deleted.body)).toBe(200)

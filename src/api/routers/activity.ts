@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { ROUTES } from '../routes.ts'
 import { ActivityEvent } from '../schemas.ts'
 import { router, userProcedure } from '../trpc.ts'

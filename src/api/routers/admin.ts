@@ -1,5 +1,5 @@
 import { TRPCError } from '@trpc/server'
-import { z } from 'zod'
+import * as z from 'zod'
 import { toUserResponse } from '../presenters.ts'
 import { ROUTES } from '../routes.ts'
 import {

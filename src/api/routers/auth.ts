@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { toSessionResponse, toUserResponse } from '../presenters.ts'
 import { ROUTES } from '../routes.ts'
 import {

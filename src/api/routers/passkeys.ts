@@ -4,7 +4,7 @@
  * and `DELETE /auth/password`, which makes an account passwordless.
  */
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server'
-import { z } from 'zod'
+import * as z from 'zod'
 import {
   Message,
   Passkey,

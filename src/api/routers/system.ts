@@ -1,5 +1,5 @@
 import { TRPCError } from '@trpc/server'
-import { z } from 'zod'
+import * as z from 'zod'
 import { publicProcedure, router, userProcedure } from '../trpc.ts'
 
 export const VERSION = '0.1.0'
