@@ -439,14 +439,18 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     await register(request, user)
     const linkIn = async (subject: string): Promise<string> => {
       let link: string | undefined
+      // Mail goes out after the answer, through a real SMTP server: give a loaded machine time.
       await expect
-        .poll(() => {
-          const mail = smtp.mails.findLast(
-            (m) => m.envelopeTo.includes(user.email) && m.headers.subject === subject,
-          )
-          link = mail?.text.match(/https?:\/\/\S+#\/\S+/)?.[0]
-          return link
-        })
+        .poll(
+          () => {
+            const mail = smtp.mails.findLast(
+              (m) => m.envelopeTo.includes(user.email) && m.headers.subject === subject,
+            )
+            link = mail?.text.match(/https?:\/\/\S+#\/\S+/)?.[0]
+            return link
+          },
+          { timeout: 15_000 },
+        )
         .toBeDefined()
       return link as string
     }
