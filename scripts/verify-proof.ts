@@ -269,8 +269,12 @@ function checkConsistency(
     : { ok: false, ...details, reason: "the proof does not lead from the old head's root to the head's" }
 }
 
+/** Where the command line writes: its JSON line, and usage. */
+export type Output = { out: (line: string) => void; err: (text: string) => void }
+const console_: Output = { out: (line) => console.log(line), err: (text) => console.error(text) }
+
 /** The command line: returns the exit code, having printed one JSON line (or usage on stderr). */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], output: Output = console_): Promise<number> {
   try {
     const { values } = (() => {
       try {
@@ -308,7 +312,7 @@ export async function main(argv: string[]): Promise<number> {
 
     const head = verifyTreeHead(headJws, jwks)
     if (!head) {
-      console.log(JSON.stringify({ ok: false, reason: 'the tree head does not verify' }))
+      output.out(JSON.stringify({ ok: false, reason: 'the tree head does not verify' }))
       return 1
     }
     const result: { ok: boolean; head: TreeHead; inclusion?: Check; consistency?: Check } = { ok: true, head }
@@ -317,11 +321,11 @@ export async function main(argv: string[]): Promise<number> {
       result.consistency = checkConsistency(consistency as ConsistencyProof, oldJws, jwks, head)
     }
     result.ok = result.inclusion?.ok !== false && result.consistency?.ok !== false
-    console.log(JSON.stringify(result))
+    output.out(JSON.stringify(result))
     return result.ok ? 0 : 1
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
-    console.error(`error: ${error.message}\n${USAGE}`)
+    output.err(`error: ${error.message}\n${USAGE}`)
     return 2
   }
 }

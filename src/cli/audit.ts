@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { projections } from '../../projections/index.ts'
-import { main as verifyProofMain } from '../../scripts/verify-proof.ts'
+import { type Output, main as verifyProofMain } from '../../scripts/verify-proof.ts'
 import { type Audit, createAudit } from '../app/audit.ts'
 import { createEventCodec } from '../app/event-codec.ts'
 import { openDataKeys, openEventStore } from '../app/runtime.ts'
@@ -72,9 +72,29 @@ function readCheckpointFile(path: string): string {
   }
 }
 
-async function run(argv: string[]): Promise<number> {
+/** The settings it reads (DATA_DIR, EVENT_STORE_URL, …) and where it writes. */
+export type AuditIo = Output & { env: NodeJS.ProcessEnv }
+
+/** Runs one command; resolves to its exit code: 0 all checked out, 1 something did not, 2 bad usage. */
+export async function runAudit(
+  argv: string[],
+  io: AuditIo = { env: process.env, out: (line) => console.log(line), err: (text) => console.error(text) },
+): Promise<number> {
+  try {
+    return await run(argv, io)
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`${error.message}\n${USAGE}`)
+      return 2
+    }
+    io.err(`audit failed: ${error instanceof Error ? error.message : String(error)}`)
+    return 1
+  }
+}
+
+async function run(argv: string[], io: AuditIo): Promise<number> {
   // Needs nothing of ours but the public keys: the auditors' own check, with its own options.
-  if (argv[0] === 'verify-proof') return verifyProofMain(argv.slice(1))
+  if (argv[0] === 'verify-proof') return verifyProofMain(argv.slice(1), io)
   let parsed: ReturnType<typeof parseOptions>
   try {
     parsed = parseOptions(argv)
@@ -85,7 +105,7 @@ async function run(argv: string[]): Promise<number> {
   const { positionals, values } = parsed
   const [command, arg] = positionals
   if (!command) throw new UsageError('no command given')
-  const config = loadConfig()
+  const config = loadConfig(io.env)
   const store = await openEventStore(config)
   const dataKeys = await openDataKeys(config, store)
   const codec = createEventCodec(dataKeys)
@@ -109,7 +129,7 @@ async function run(argv: string[]): Promise<number> {
     sessionIdsOf: createQueries(readStore.db).sessionIdsOf,
     now: () => new Date(),
   })
-  const print = (value: unknown): void => console.log(JSON.stringify(value, null, 2))
+  const print = (value: unknown): void => io.out(JSON.stringify(value, null, 2))
   try {
     switch (command) {
       case 'history': {
@@ -225,14 +245,4 @@ function consistencyArgs(audit: Audit, values: ReturnType<typeof parseOptions>['
   return audit.consistency(count('first', values.first), count('second', values.second))
 }
 
-run(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    if (error instanceof UsageError) {
-      console.error(`${error.message}\n${USAGE}`)
-      process.exit(2)
-    }
-    console.error(`audit failed: ${error instanceof Error ? error.message : String(error)}`)
-    process.exit(1)
-  },
-)
+if (import.meta.main) process.exit(await runAudit(process.argv.slice(2)))

@@ -3,20 +3,21 @@
  * wrote and then stopped: JSON on stdout, exit 0 when all is well, 1 when something is broken,
  * 2 on bad usage.
  */
-import { type SpawnSyncReturns, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { AuditEvent } from '../../src/app/audit.ts'
+import { runAudit } from '../../src/cli/audit.ts'
 import { openSqliteEventStore } from '../../src/eventstore/sqlite-event-store.ts'
 import { type Api, api, login, type NewUser, newUser, register } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 import { rewriteStoredEvent } from '../support/tamper.ts'
 
 const BOOTSTRAP = 'audit-cli-e2e-bootstrap-token'
-// Each CLI run is a fresh Node process (about half a second, more on a busy machine).
+// A CLI run in a process of its own takes a second or more on a busy machine.
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 60_000 })
 const ROOT = resolve(import.meta.dirname, '../..')
 
@@ -32,21 +33,37 @@ let unlockedAt: string
 /** The service's public keys, as an outside auditor would have them. */
 let jwks: unknown
 
-function cli(...args: string[]): SpawnSyncReturns<string> & { json: () => unknown } {
+type CliResult = { status: number | null; stdout: string; stderr: string; json: () => unknown }
+
+/** The command line in this process (runAudit, as the entry point calls it): fast enough to run often. */
+async function cli(...args: string[]): Promise<CliResult> {
+  const out: string[] = []
+  const err: string[] = []
+  const status = await runAudit(args, {
+    env: { ...process.env, DATA_DIR: dataDir, EVENT_STORE_URL: '' },
+    out: (line) => out.push(`${line}\n`),
+    err: (text) => err.push(`${text}\n`),
+  })
+  const stdout = out.join('')
+  return { status, stdout, stderr: err.join(''), json: () => JSON.parse(stdout) }
+}
+
+/** The real entry point, `npm run audit -- …`, as a process of its own (about a second each). */
+function spawnCli(...args: string[]): CliResult {
   const result = spawnSync(process.execPath, ['src/cli/audit.ts', ...args], {
     cwd: ROOT,
     env: { ...process.env, DATA_DIR: dataDir, EVENT_STORE_URL: '' },
     encoding: 'utf8',
     timeout: 60_000,
   })
-  return Object.assign(result, { json: () => JSON.parse(result.stdout) })
+  return { ...result, json: () => JSON.parse(result.stdout) }
 }
 
-function expectExit(result: SpawnSyncReturns<string>, code: number): void {
+function expectExit(result: CliResult, code: number): void {
   expect(result.status, `exit code; stdout: ${result.stdout}\nstderr: ${result.stderr}`).toBe(code)
 }
 
-function expectUsage(result: SpawnSyncReturns<string>): void {
+function expectUsage(result: CliResult): void {
   expectExit(result, 2)
   expect(result.stderr).toContain('usage: npm run audit -- <command>')
   expect(result.stdout).toBe('')
@@ -149,8 +166,8 @@ afterAll(async () => {
 })
 
 describe('npm run audit -- history', () => {
-  it('prints the user’s events as JSON, the same as the HTTP history', () => {
-    const result = cli('history', String(userId))
+  it('prints the user’s events as JSON, the same as the HTTP history (from its own process)', async () => {
+    const result = spawnCli('history', String(userId))
     expectExit(result, 0)
     const events = result.json() as AuditEvent[]
     expect(events).toEqual(httpHistory)
@@ -161,8 +178,8 @@ describe('npm run audit -- history', () => {
     expect(result.stdout).not.toContain('$argon2')
   })
 
-  it('shows an erased user’s events with "[erased]" personal data', () => {
-    const result = cli('history', String(erasedId))
+  it('shows an erased user’s events with "[erased]" personal data', async () => {
+    const result = await cli('history', String(erasedId))
     expectExit(result, 0)
     const events = result.json() as AuditEvent[]
     expect(events).toEqual(erasedHistory)
@@ -172,17 +189,17 @@ describe('npm run audit -- history', () => {
     expect(events.at(-1)?.type).toBe('AccountDeleted')
   })
 
-  it('exits 2 for an unknown user or a malformed id', () => {
-    expectUsage(cli('history', '987654'))
-    expectUsage(cli('history', 'abc'))
-    expectUsage(cli('history', '0'))
-    expectUsage(cli('history'))
+  it('exits 2 for an unknown user or a malformed id', async () => {
+    expectUsage(await cli('history', '987654'))
+    expectUsage(await cli('history', 'abc'))
+    expectUsage(await cli('history', '0'))
+    expectUsage(await cli('history'))
   })
 })
 
 describe('npm run audit -- state', () => {
-  it('shows the account as it was: locked between the lock and the unlock, not before or after', () => {
-    const during = cli('state', String(userId), '--as-of', between(lockedAt, unlockedAt))
+  it('shows the account as it was: locked between the lock and the unlock, not before or after', async () => {
+    const during = await cli('state', String(userId), '--as-of', between(lockedAt, unlockedAt))
     expectExit(during, 0)
     const locked = during.json() as Record<string, unknown>
     expect(locked).toMatchObject({
@@ -192,25 +209,25 @@ describe('npm run audit -- state', () => {
     })
     expect(locked.as_of).toBe(between(lockedAt, unlockedAt))
 
-    const atLock = cli('state', String(userId), '--as-of', lockedAt).json() as Record<string, unknown>
+    const atLock = (await cli('state', String(userId), '--as-of', lockedAt)).json() as Record<string, unknown>
     expect(atLock.lock).toMatchObject({ reason: 'admin' })
 
-    const after = cli('state', String(userId), '--as-of', unlockedAt)
+    const after = await cli('state', String(userId), '--as-of', unlockedAt)
     expectExit(after, 0)
     expect((after.json() as Record<string, unknown>).lock).toBeNull()
 
-    const now = cli('state', String(userId))
+    const now = await cli('state', String(userId))
     expectExit(now, 0)
     expect((now.json() as Record<string, unknown>).lock).toBeNull()
 
     const registeredAt = httpHistory[0].occurred_at
-    const before = cli('state', String(userId), '--as-of', between(registeredAt, lockedAt))
+    const before = await cli('state', String(userId), '--as-of', between(registeredAt, lockedAt))
     expectExit(before, 0)
     expect(before.json()).toMatchObject({ status: 'active', lock: null, role: 'user' })
   })
 
-  it('never prints the password hash or reset tokens', () => {
-    const result = cli('state', String(userId))
+  it('never prints the password hash or reset tokens', async () => {
+    const result = await cli('state', String(userId))
     expect(result.stdout).not.toContain('$argon2')
     const state = result.json() as Record<string, unknown>
     expect(state).not.toHaveProperty('passwordHash')
@@ -219,18 +236,18 @@ describe('npm run audit -- state', () => {
     expect(state.totp_enabled).toBe(false)
   })
 
-  it('exits 2 for an unknown user or a bad timestamp', () => {
-    expectUsage(cli('state', '987654'))
-    expectUsage(cli('state', String(userId), '--as-of', 'yesterday-ish'))
-    expectUsage(cli('state'))
+  it('exits 2 for an unknown user or a bad timestamp', async () => {
+    expectUsage(await cli('state', '987654'))
+    expectUsage(await cli('state', String(userId), '--as-of', 'yesterday-ish'))
+    expectUsage(await cli('state'))
   })
 })
 
 describe('npm run audit -- verify, checkpoint, rebuild', () => {
   let checkpointFile: string
 
-  it('verify exits 0 when the log matches its chains and tree; --full walks it all again', () => {
-    const result = cli('verify')
+  it('verify exits 0 when the log matches its chains and tree; --full walks it all again', async () => {
+    const result = await cli('verify')
     expectExit(result, 0)
     expect(result.json()).toEqual({
       ok: true,
@@ -244,15 +261,17 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
       },
     })
     // The next verify starts at the tree head this one reached; --full from the first event.
-    expect(cli('verify').json()).toMatchObject({ chains: { from_leaf: eventCount(), events_checked: 0 } })
-    expect(cli('verify', '--full').json()).toMatchObject({
+    expect((await cli('verify')).json()).toMatchObject({
+      chains: { from_leaf: eventCount(), events_checked: 0 },
+    })
+    expect((await cli('verify', '--full')).json()).toMatchObject({
       chains: { from_leaf: 0, events_checked: eventCount() },
     })
   })
 
-  it('checkpoint --out writes a signed tree head that verify --checkpoint accepts', () => {
+  it('checkpoint --out writes a signed tree head that verify --checkpoint accepts', async () => {
     checkpointFile = join(dataDir, '..', `checkpoint-${process.pid}-${Date.now()}.jws`)
-    const result = cli('checkpoint', '--out', checkpointFile)
+    const result = await cli('checkpoint', '--out', checkpointFile)
     expectExit(result, 0)
     const printed = result.json() as { checkpoint: string; written_to: string }
     expect(printed.written_to).toBe(checkpointFile)
@@ -264,7 +283,7 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
       issued_at: expect.any(String),
     })
 
-    const verified = cli('verify', '--checkpoint', checkpointFile)
+    const verified = await cli('verify', '--checkpoint', checkpointFile)
     expectExit(verified, 0)
     expect(verified.json()).toMatchObject({
       ok: true,
@@ -272,16 +291,16 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
     })
   })
 
-  it('proof inclusion and consistency print proofs that verify-proof checks with the public keys alone', () => {
+  it('proof inclusion and consistency print proofs that verify-proof checks with the public keys alone', async () => {
     const head = readFileSync(checkpointFile, 'utf8').trim()
     const jwksFile = join(dataDir, '..', `jwks-${process.pid}.json`)
     writeFileSync(jwksFile, JSON.stringify(jwks))
     const userStream = `user-${userId}`
-    const inclusion = cli('proof', 'inclusion', '--stream', userStream, '--revision', '0')
+    const inclusion = await cli('proof', 'inclusion', '--stream', userStream, '--revision', '0')
     expectExit(inclusion, 0)
     const inclusionFile = join(dataDir, '..', `inclusion-${process.pid}.json`)
     writeFileSync(inclusionFile, inclusion.stdout)
-    const checked = cli(
+    const checked = await cli(
       'verify-proof',
       '--jwks',
       jwksFile,
@@ -296,7 +315,7 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
     const size = (
       JSON.parse(Buffer.from(head.split('.')[1], 'base64url').toString()) as { tree_size: number }
     ).tree_size
-    const consistency = cli('proof', 'consistency', '--first', '3', '--second', String(size))
+    const consistency = await cli('proof', 'consistency', '--first', '3', '--second', String(size))
     expectExit(consistency, 0)
     expect(consistency.json()).toMatchObject({ first: 3, second: size, proof: expect.any(Array) })
 
@@ -307,28 +326,28 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
     }
     writeFileSync(inclusionFile, JSON.stringify(wrong))
     expectExit(
-      cli('verify-proof', '--jwks', jwksFile, '--head', headFileOf(head), '--inclusion', inclusionFile),
+      await cli('verify-proof', '--jwks', jwksFile, '--head', headFileOf(head), '--inclusion', inclusionFile),
       1,
     )
-    expectExit(cli('proof', 'inclusion', '--stream', 'user-999999', '--revision', '0'), 2)
-    expectExit(cli('proof', 'sideways'), 2)
+    expectExit(await cli('proof', 'inclusion', '--stream', 'user-999999', '--revision', '0'), 2)
+    expectExit(await cli('proof', 'sideways'), 2)
   })
 
-  it('verify --checkpoint exits 1 for a tree head whose signature does not verify', () => {
+  it('verify --checkpoint exits 1 for a tree head whose signature does not verify', async () => {
     const jws = readFileSync(checkpointFile, 'utf8').trim()
     const [h, p, s] = jws.split('.')
     const payload = JSON.parse(Buffer.from(p, 'base64url').toString())
     payload.tree_size -= 1
     const forged = join(dataDir, '..', `forged-${process.pid}-${Date.now()}.jws`)
     writeFileSync(forged, `${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${s}\n`)
-    const result = cli('verify', '--checkpoint', forged)
+    const result = await cli('verify', '--checkpoint', forged)
     expectExit(result, 1)
     expect(result.json()).toMatchObject({ ok: false, checkpoint: { ok: false } })
   })
 
-  it('rebuild replays every event and ends with the same read models', () => {
+  it('rebuild replays every event and ends with the same read models', async () => {
     const before = readModels()
-    const result = cli('rebuild')
+    const result = await cli('rebuild')
     expectExit(result, 0)
     const report = result.json() as { events_applied: number; seconds: number }
     expect(report.events_applied).toBe(eventCount())
@@ -336,19 +355,19 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
     expect(readModels()).toEqual(before)
   })
 
-  it('a rewrite with recomputed hashes: verify --full names it; after a rebuild the old tree head fails', () => {
+  it('a rewrite with recomputed hashes: verify --full names it; after a rebuild the old tree head fails', async () => {
     rewriteEvent(`user-${userId}`, 'AccountRegistered', '"role":"user"', '"role":"admin"', true)
-    expect((cli('history', String(userId)).json() as AuditEvent[])[0].data.role).toBe('admin')
+    expect(((await cli('history', String(userId))).json() as AuditEvent[])[0].data.role).toBe('admin')
 
-    const full = cli('verify', '--full')
+    const full = await cli('verify', '--full')
     expectExit(full, 1)
     expect(full.json()).toMatchObject({
       ok: false,
       chains: { first_broken: { stream_id: `user-${userId}`, revision: 0, reason: 'differs_from_tree' } },
     })
     // Rebuilt read models give a tree that matches the rewritten log, but not the old head.
-    expectExit(cli('rebuild'), 0)
-    const result = cli('verify', '--checkpoint', checkpointFile)
+    expectExit(await cli('rebuild'), 0)
+    const result = await cli('verify', '--checkpoint', checkpointFile)
     expectExit(result, 1)
     expect(result.json()).toMatchObject({
       ok: false,
@@ -357,7 +376,7 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
     })
   })
 
-  it('a rewrite without recomputed hashes fails verify --full, naming stream and revision', () => {
+  it('a rewrite without recomputed hashes fails verify --full, naming stream and revision', async () => {
     const revision = rewriteEvent(
       `user-${erasedId}`,
       'AccountRegistered',
@@ -365,7 +384,7 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
       '"role":"admin"',
       false,
     )
-    const result = cli('verify', '--full')
+    const result = await cli('verify', '--full')
     expectExit(result, 1)
     expect(result.json()).toMatchObject({
       ok: false,
@@ -425,12 +444,12 @@ describe('npm run audit -- rebuild, after a deletion that was never projected', 
       await store.close()
     }
 
-    const result = cli('rebuild')
+    const result = await cli('rebuild')
     expectExit(result, 0)
     expect((result.json() as { events_applied: number }).events_applied).toBe(eventCount())
     expect(wrappedKey(owner), 'a tombstone, not the key').toEqual({ wrapped: null })
 
-    const history = cli('history', String(crashId))
+    const history = await cli('history', String(crashId))
     expectExit(history, 0)
     const events = history.json() as AuditEvent[]
     expect(events[0].data).toMatchObject({ username: '[erased]', email: '[erased]' })
@@ -444,10 +463,11 @@ describe('npm run audit -- rebuild, after a deletion that was never projected', 
 })
 
 describe('npm run audit -- (bad usage)', () => {
-  it('exits 2 with the usage text', () => {
-    expectUsage(cli())
-    expectUsage(cli('frobnicate'))
-    expectUsage(cli('verify', '--no-such-option'))
-    expectUsage(cli('verify', '--checkpoint', join(dataDir, 'no-such-checkpoint.jws')))
+  it('exits 2 with the usage text', async () => {
+    expectUsage(spawnCli('frobnicate'))
+    expectUsage(await cli())
+    expectUsage(await cli('frobnicate'))
+    expectUsage(await cli('verify', '--no-such-option'))
+    expectUsage(await cli('verify', '--checkpoint', join(dataDir, 'no-such-checkpoint.jws')))
   })
 })
