@@ -80,7 +80,8 @@ describe('/trpc under fuzzing', () => {
         if (c.contentType) headers['content-type'] = c.contentType
         if (c.token === 'user') headers.authorization = `Bearer ${userToken}`
         if (c.token === 'junk') headers.authorization = 'Bearer eyJhbGciOiJub25lIn0.e30.'
-        const response = await fetch(`${server.url}/trpc/${pathPart}?${query}`, {
+        const target = `/trpc/${pathPart}?${query}`
+        const response = await fetch(`${server.url}${target}`, {
           method: c.method,
           headers,
           body: c.method === 'POST' || c.method === 'PUT' ? c.input : undefined,
@@ -89,6 +90,12 @@ describe('/trpc under fuzzing', () => {
         const where = `${c.method} /trpc/${pathPart}?${query} → ${response.status} ${text.slice(0, 300)}`
         expect(response.status, where).toBeLessThan(500)
         expect(text, where).not.toMatch(/"stack"|at .*\.ts:\d+/)
+        if (response.status === 431) {
+          // A request line past node's 16 KiB limit for the head never reaches tRPC (a long enough
+          // input in a GET query does it): the HTTP layer refuses it, and only such a one.
+          expect(Buffer.byteLength(target), where).toBeGreaterThan(15_000)
+          return
+        }
         if (c.method === 'HEAD') return
         const body = JSON.parse(text)
         const answers = Array.isArray(body) ? body : [body]
