@@ -6,9 +6,9 @@
  * reads it. The access token lives in the page's memory only.
  *
  * Every token operation is forwarded to the service's own REST routes (`/auth/login`,
- * `/auth/verify-2fa`, `/auth/passkeys/login`, `/auth/token-refresh`, `DELETE
- * /auth/sessions/{id}`) as if the browser
- * had called them: their rules, rate limits, lockout and error answers are the console's.
+ * `/auth/verify-2fa`, `/auth/passkeys/login`, `/auth/token-refresh`,
+ * `DELETE /auth/sessions/{id}`) as if the browser had called them: their rules, rate limits,
+ * lockout and error answers are the console's.
  *
  * CSRF: every console route needs the header `X-Console-CSRF: 1`. A page of another origin can
  * send a custom header only after a CORS preflight, which this service never grants (it sends

@@ -94,7 +94,7 @@ export function loginPage(options: { message?: string; onLoggedIn: () => void })
           await api('POST', '/auth/password-reset-request', { json: { email: email.value.trim() } })
           // The service answers alike for every address, so must the page.
           sent.show(
-            `If an account uses ${email.value.trim()}, a mail with a link is on its way. The link works once, for 30 minutes.`,
+            `If an account uses ${email.value.trim()}, a mail with a link is on its way. The link works once and soon expires; the mail says when.`,
           )
         },
       ),
@@ -206,14 +206,12 @@ export function accountBadges(user: User): Child[] {
   ]
 }
 
-/** The address, whether it is confirmed, a change waiting for confirmation, and a new link. */
+/** The address, a change waiting for confirmation, and a new link (whether it is confirmed: Status). */
 function emailDetails(me: User, context: PageContext): Child[] {
   const sent = messageArea('status')
   const waiting = !me.email_verified || me.pending_email !== null
   return [
     me.email,
-    ' ',
-    me.email_verified ? badge('confirmed', 'ok') : badge('not confirmed', 'warn'),
     me.pending_email
       ? h(
           'p',
