@@ -15,11 +15,14 @@ import { openSqliteEventStore } from '../../src/eventstore/sqlite-event-store.ts
 import { type Api, api, login, type NewUser, newUser, register } from '../support/e2e.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 import { rewriteStoredEvent } from '../support/tamper.ts'
+import { tempDir } from '../support/temp.ts'
 
 const BOOTSTRAP = 'audit-cli-e2e-bootstrap-token'
 // A CLI run in a process of its own takes a second or more on a busy machine.
 vi.setConfig({ testTimeout: 180_000, hookTimeout: 60_000 })
 const ROOT = resolve(import.meta.dirname, '../..')
+/** Files an auditor keeps (checkpoints, proofs, keys), outside DATA_DIR, which some tests search. */
+const besideDataDir = tempDir('audit-cli-files')
 
 let server: TestServer
 let dataDir: string
@@ -157,7 +160,7 @@ beforeAll(async () => {
 
 /** Writes a tree head to a file of its own, for verify-proof's --head. */
 function headFileOf(jws: string): string {
-  const path = join(dataDir, '..', `head-${process.pid}-${Date.now()}.jws`)
+  const path = join(besideDataDir, `head-${process.pid}-${Date.now()}.jws`)
   writeFileSync(path, `${jws}\n`)
   return path
 }
@@ -270,7 +273,7 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
   })
 
   it('checkpoint --out writes a signed tree head that verify --checkpoint accepts', async () => {
-    checkpointFile = join(dataDir, '..', `checkpoint-${process.pid}-${Date.now()}.jws`)
+    checkpointFile = join(besideDataDir, `checkpoint-${process.pid}-${Date.now()}.jws`)
     const result = await cli('checkpoint', '--out', checkpointFile)
     expectExit(result, 0)
     const printed = result.json() as { checkpoint: string; written_to: string }
@@ -293,12 +296,12 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
 
   it('proof inclusion and consistency print proofs that verify-proof checks with the public keys alone', async () => {
     const head = readFileSync(checkpointFile, 'utf8').trim()
-    const jwksFile = join(dataDir, '..', `jwks-${process.pid}.json`)
+    const jwksFile = join(besideDataDir, `jwks-${process.pid}.json`)
     writeFileSync(jwksFile, JSON.stringify(jwks))
     const userStream = `user-${userId}`
     const inclusion = await cli('proof', 'inclusion', '--stream', userStream, '--revision', '0')
     expectExit(inclusion, 0)
-    const inclusionFile = join(dataDir, '..', `inclusion-${process.pid}.json`)
+    const inclusionFile = join(besideDataDir, `inclusion-${process.pid}.json`)
     writeFileSync(inclusionFile, inclusion.stdout)
     const checked = await cli(
       'verify-proof',
@@ -338,7 +341,7 @@ describe('npm run audit -- verify, checkpoint, rebuild', () => {
     const [h, p, s] = jws.split('.')
     const payload = JSON.parse(Buffer.from(p, 'base64url').toString())
     payload.tree_size -= 1
-    const forged = join(dataDir, '..', `forged-${process.pid}-${Date.now()}.jws`)
+    const forged = join(besideDataDir, `forged-${process.pid}-${Date.now()}.jws`)
     writeFileSync(forged, `${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${s}\n`)
     const result = await cli('verify', '--checkpoint', forged)
     expectExit(result, 1)

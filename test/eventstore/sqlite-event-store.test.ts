@@ -1,18 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, expect, it } from 'vitest'
 import { verifyChain } from '../../src/eventstore/hash-chain.ts'
 import { openSqliteEventStore, StoreFileError } from '../../src/eventstore/sqlite-event-store.ts'
+import { tempDir } from '../support/temp.ts'
 import { describeEventStoreContract, newEvent } from './contract.ts'
 
-function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'auth-store-'))
-}
+const storeDir = (): string => tempDir('auth-store')
 
 describeEventStoreContract('sqlite', async () => {
-  const dir = tempDir()
+  const dir = storeDir()
   return {
     open: async () => openSqliteEventStore(join(dir, 'events.db')),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
@@ -21,7 +19,7 @@ describeEventStoreContract('sqlite', async () => {
 
 describe('sqlite event store files', () => {
   it('refuses a corrupt file with a clear message and leaves it untouched', () => {
-    const path = join(tempDir(), 'events.db')
+    const path = join(storeDir(), 'events.db')
     const garbage = Buffer.from('this is not a database, but it is somebody’s file'.repeat(100))
     writeFileSync(path, garbage)
     expect(() => openSqliteEventStore(path)).toThrow(StoreFileError)
@@ -29,7 +27,7 @@ describe('sqlite event store files', () => {
   })
 
   it('refuses a SQLite file of another application', () => {
-    const path = join(tempDir(), 'events.db')
+    const path = join(storeDir(), 'events.db')
     const foreign = new DatabaseSync(path)
     foreign.exec('CREATE TABLE customers (id INTEGER)')
     foreign.close()
@@ -37,7 +35,7 @@ describe('sqlite event store files', () => {
   })
 
   it('detects a tampered event and names it', async () => {
-    const path = join(tempDir(), 'events.db')
+    const path = join(storeDir(), 'events.db')
     const store = openSqliteEventStore(path)
     await store.append(
       'user-1',

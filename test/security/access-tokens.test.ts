@@ -1,11 +1,9 @@
 import { createHmac, generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto'
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createTokenService, type TokenService } from '../../src/security/access-tokens.ts'
 import { loadSigningKeys, type SigningKeys } from '../../src/security/signing-keys.ts'
+import { tempDir } from '../support/temp.ts'
 
 const ISSUER = 'https://auth.test'
 const AUDIENCE = 'auth-service'
@@ -28,7 +26,7 @@ let clock: number
 beforeEach(async () => {
   const pair = generateKeyPairSync('ed25519')
   privateKey = pair.privateKey
-  const dataDir = await mkdtemp(join(tmpdir(), 'access-tokens-'))
+  const dataDir = tempDir('access-tokens')
   const privateKeyPem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
   keys = await loadSigningKeys({ dataDir, privateKeyPem })
   clock = T0
@@ -171,7 +169,7 @@ describe('access tokens', () => {
 
 describe('key rotation', () => {
   it('keeps verifying a token signed by the previous key', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'access-rotation-'))
+    const dataDir = tempDir('access-rotation')
     const ring = await loadSigningKeys({ dataDir })
     const tokens = createTokenService({
       keys: ring,

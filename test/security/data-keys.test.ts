@@ -1,14 +1,14 @@
 import { createDecipheriv, randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { type DataKeyStore, openDataKeyStore } from '../../src/security/data-keys.ts'
+import { tempDir } from '../support/temp.ts'
 
 let dataDir: string
 beforeEach(() => {
-  dataDir = mkdtempSync(join(tmpdir(), 'data-keys-'))
+  dataDir = tempDir('data-keys')
 })
 
 function withStore<T>(options: { masterKey?: string }, use: (store: DataKeyStore) => T): T {

@@ -1,10 +1,10 @@
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { readFile, stat, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { CompactSign, calculateJwkThumbprint, compactVerify } from 'jose'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { loadSigningKeys, MAX_KEYS, signingKeysPath } from '../../src/security/signing-keys.ts'
+import { tempDir } from '../support/temp.ts'
 
 // RFC 8037 appendix A: Ed25519 key, its RFC 7638 thumbprint and a deterministic JWS.
 const RFC8037 = {
@@ -20,7 +20,7 @@ const RFC8037 = {
 
 let dataDir: string
 beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'signing-keys-'))
+  dataDir = tempDir('signing-keys')
 })
 
 describe('signing keys from the data directory', () => {

@@ -1,11 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { openRuntime, type Runtime } from '../../src/app/runtime.ts'
 import { type Config, loadConfig } from '../../src/config.ts'
+import { tempDir } from './temp.ts'
 
 export function tempDataDir(): string {
-  return mkdtempSync(join(tmpdir(), 'auth-test-'))
+  return tempDir('auth-test')
 }
 
 export async function openTestRuntime(
