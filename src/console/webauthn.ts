@@ -37,6 +37,27 @@ function explain(error: unknown): Error {
 export const passkeysSupported = (): boolean =>
   typeof window.PublicKeyCredential === 'function' && Boolean(navigator.credentials)
 
+/** Runs the browser's ceremony; a dismissed dialog becomes a sentence. */
+async function ceremony(run: () => Promise<Credential | null>): Promise<PublicKeyCredential> {
+  try {
+    const credential = await run()
+    if (!credential) throw new Error('The browser returned no passkey.')
+    return credential as PublicKeyCredential
+  } catch (error) {
+    throw explain(error)
+  }
+}
+
+/** The fields of a credential's JSON that registration and login share. */
+const credentialJson = (credential: PublicKeyCredential, response: Json): Json => ({
+  id: credential.id,
+  rawId: toBase64url(credential.rawId),
+  type: credential.type,
+  authenticatorAttachment: credential.authenticatorAttachment ?? undefined,
+  clientExtensionResults: credential.getClientExtensionResults(),
+  response,
+})
+
 /** Creates a passkey from the service's creation options; the attestation as JSON for the service. */
 export async function createPasskey(options: Json): Promise<Json> {
   const user = options.user as { id: string; name: string; displayName: string }
@@ -46,25 +67,13 @@ export async function createPasskey(options: Json): Promise<Json> {
     user: { ...user, id: fromBase64url(user.id) },
     excludeCredentials: descriptors(options.excludeCredentials as Descriptor[] | undefined),
   } as PublicKeyCredentialCreationOptions
-  let credential: PublicKeyCredential
-  try {
-    credential = (await navigator.credentials.create({ publicKey })) as PublicKeyCredential
-  } catch (error) {
-    throw explain(error)
-  }
+  const credential = await ceremony(() => navigator.credentials.create({ publicKey }))
   const response = credential.response as AuthenticatorAttestationResponse
-  return {
-    id: credential.id,
-    rawId: toBase64url(credential.rawId),
-    type: credential.type,
-    authenticatorAttachment: credential.authenticatorAttachment ?? undefined,
-    clientExtensionResults: credential.getClientExtensionResults(),
-    response: {
-      clientDataJSON: toBase64url(response.clientDataJSON),
-      attestationObject: toBase64url(response.attestationObject),
-      transports: response.getTransports?.() ?? [],
-    },
-  }
+  return credentialJson(credential, {
+    clientDataJSON: toBase64url(response.clientDataJSON),
+    attestationObject: toBase64url(response.attestationObject),
+    transports: response.getTransports?.() ?? [],
+  })
 }
 
 /** Signs the service's challenge with a passkey; the assertion as JSON for the service. */
@@ -74,24 +83,12 @@ export async function usePasskey(options: Json): Promise<Json> {
     challenge: fromBase64url(options.challenge as string),
     allowCredentials: descriptors(options.allowCredentials as Descriptor[] | undefined),
   } as PublicKeyCredentialRequestOptions
-  let credential: PublicKeyCredential
-  try {
-    credential = (await navigator.credentials.get({ publicKey })) as PublicKeyCredential
-  } catch (error) {
-    throw explain(error)
-  }
+  const credential = await ceremony(() => navigator.credentials.get({ publicKey }))
   const response = credential.response as AuthenticatorAssertionResponse
-  return {
-    id: credential.id,
-    rawId: toBase64url(credential.rawId),
-    type: credential.type,
-    authenticatorAttachment: credential.authenticatorAttachment ?? undefined,
-    clientExtensionResults: credential.getClientExtensionResults(),
-    response: {
-      clientDataJSON: toBase64url(response.clientDataJSON),
-      authenticatorData: toBase64url(response.authenticatorData),
-      signature: toBase64url(response.signature),
-      userHandle: response.userHandle ? toBase64url(response.userHandle) : undefined,
-    },
-  }
+  return credentialJson(credential, {
+    clientDataJSON: toBase64url(response.clientDataJSON),
+    authenticatorData: toBase64url(response.authenticatorData),
+    signature: toBase64url(response.signature),
+    userHandle: response.userHandle ? toBase64url(response.userHandle) : undefined,
+  })
 }
