@@ -36,6 +36,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
+import { requestParts } from '../harness/client.ts'
 import {
   sharedInstanceSettings,
   startTestPostgres,
@@ -198,16 +199,7 @@ async function api(
     headers?: Record<string, string>
   } = {},
 ): Promise<Answer> {
-  const headers: Record<string, string> = { ...options.headers }
-  let body: string | undefined
-  if (options.json !== undefined) {
-    headers['content-type'] = 'application/json'
-    body = JSON.stringify(options.json)
-  } else if (options.form) {
-    headers['content-type'] = 'application/x-www-form-urlencoded'
-    body = new URLSearchParams(options.form).toString()
-  }
-  if (options.token) headers.authorization = `Bearer ${options.token}`
+  const { headers, body } = requestParts(options)
   // Read-your-writes across instances: every setup call waits for everything written before it.
   if (target.position) headers['x-consistency-position'] = target.position
   const server = target.instances[instance % target.instances.length]

@@ -50,13 +50,14 @@ const deno = (globalThis as { Deno?: { createHttpClient(options: { poolMaxIdlePe
   .Deno
 const unpooled = deno ? { client: deno.createHttpClient({ poolMaxIdlePerHost: 0 }) } : {}
 
-export async function httpCall(
-  base: string,
-  method: string,
-  path: string,
-  options: { json?: unknown; form?: Record<string, string>; token?: string; timeoutMs?: number } = {},
-): Promise<Answer | Failure> {
-  const headers: Record<string, string> = {}
+/** The headers and body of a JSON, form or bodiless request, with an optional bearer token. */
+export function requestParts(options: {
+  json?: unknown
+  form?: Record<string, string>
+  token?: string
+  headers?: Record<string, string>
+}): { headers: Record<string, string>; body: string | undefined } {
+  const headers: Record<string, string> = { ...options.headers }
   let body: string | undefined
   if (options.json !== undefined) {
     headers['content-type'] = 'application/json'
@@ -66,6 +67,16 @@ export async function httpCall(
     body = new URLSearchParams(options.form).toString()
   }
   if (options.token) headers.authorization = `Bearer ${options.token}`
+  return { headers, body }
+}
+
+export async function httpCall(
+  base: string,
+  method: string,
+  path: string,
+  options: { json?: unknown; form?: Record<string, string>; token?: string; timeoutMs?: number } = {},
+): Promise<Answer | Failure> {
+  const { headers, body } = requestParts(options)
   try {
     const response = await fetch(`${base}${path}`, {
       method,

@@ -36,7 +36,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MAX_CONSECUTIVE_FAILURES } from '../domain/lockout.ts'
 import { toSessionResponse, toUserResponse } from '../src/api/presenters.ts'
-import { prng } from './client.ts'
+import { prng, requestParts } from './client.ts'
 import { openRebuild } from './cluster-rebuild.ts'
 import { compareReadModels } from './oracle.ts'
 import { sharedInstanceSettings, startTestPostgres, stopTestPostgres } from './postgres.ts'
@@ -125,16 +125,7 @@ async function request(
     timeoutMs?: number
   } = {},
 ): Promise<Reply | Failed> {
-  const headers: Record<string, string> = {}
-  let body: string | undefined
-  if (options.json !== undefined) {
-    headers['content-type'] = 'application/json'
-    body = JSON.stringify(options.json)
-  } else if (options.form) {
-    headers['content-type'] = 'application/x-www-form-urlencoded'
-    body = new URLSearchParams(options.form).toString()
-  }
-  if (options.token) headers.authorization = `Bearer ${options.token}`
+  const { headers, body } = requestParts(options)
   if (options.position) headers['x-consistency-position'] = options.position
   try {
     const response = await fetch(`${base}${path}`, {

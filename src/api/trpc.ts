@@ -64,18 +64,25 @@ const mapDomainErrors = t.middleware(async function mapDomainErrors({ next }) {
 
 export const publicProcedure = t.procedure.use(mapDomainErrors)
 
-/** Public routes that hand out tokens or send mail are limited per client address. */
-export const limitedProcedure = publicProcedure.use(async function rateLimit({ ctx, path, next }) {
-  const { rateLimiter, client, responseHeaders } = ctx.request
-  const wait = await rateLimiter.hit(client.ip_address ?? 'unknown', path)
+/** Counts a hit of this route for each key; 429 with Retry-After (the longest wait) if one is over. */
+export async function enforceRateLimit(request: RequestContext, path: string, keys: string[]): Promise<void> {
+  let wait = 0
+  for (const key of keys) wait = Math.max(wait, await request.rateLimiter.hit(key, path))
   if (wait > 0) {
-    responseHeaders.set('retry-after', String(wait))
+    request.responseHeaders.set('retry-after', String(wait))
     throw new TRPCError({
       code: 'TOO_MANY_REQUESTS',
       message: 'Too many requests',
       cause: new RateLimited(wait),
     })
   }
+}
+
+export const clientKey = (request: RequestContext): string => request.client.ip_address ?? 'unknown'
+
+/** Public routes that hand out tokens or send mail are limited per client address. */
+export const limitedProcedure = publicProcedure.use(async function rateLimit({ ctx, path, next }) {
+  await enforceRateLimit(ctx.request, path, [clientKey(ctx.request)])
   return next()
 })
 

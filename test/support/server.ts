@@ -1,6 +1,7 @@
 /** Starts the real service on a free port with its own DATA_DIR, for end-to-end tests over HTTP. */
 import { rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { requestParts } from '../../harness/client.ts'
 import { createApp } from '../../src/api/app.ts'
 import { createNodeServer } from '../../src/api/node-server.ts'
 import { openRuntime, type Runtime } from '../../src/app/runtime.ts'
@@ -64,18 +65,9 @@ export async function call(
   } = {},
   // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies loosely
 ): Promise<{ status: number; body: any; headers: Headers }> {
-  const headers: Record<string, string> = { ...options.headers }
-  let body: string | undefined
-  if (options.json !== undefined) {
-    headers['content-type'] = 'application/json'
-    body = JSON.stringify(options.json)
-  } else if (options.form) {
-    headers['content-type'] = 'application/x-www-form-urlencoded'
-    body = new URLSearchParams(options.form).toString()
-  } else if (options.raw !== undefined) {
-    body = options.raw
-  }
-  if (options.token) headers.authorization = `Bearer ${options.token}`
+  const parts = requestParts(options)
+  const { headers } = parts
+  const body = parts.body ?? options.raw
   const response = await fetch(`${base}${path}`, { method, headers, body })
   const text = await response.text()
   let parsed: unknown = text

@@ -1,24 +1,10 @@
-import { TRPCError } from '@trpc/server'
-import { RateLimited } from '../errors.ts'
 import { ROUTES } from '../routes.ts'
 import { Message, VerifyEmailRequest } from '../schemas.ts'
-import { limitedProcedure, router, userProcedure } from '../trpc.ts'
+import { clientKey, enforceRateLimit, limitedProcedure, router, userProcedure } from '../trpc.ts'
 
 /** Limited per client address and per account alike, so neither a new address nor a new token helps. */
 const limitedUserProcedure = userProcedure.use(async function rateLimitCaller({ ctx, path, next }) {
-  const { rateLimiter, client, responseHeaders } = ctx.request
-  const wait = Math.max(
-    await rateLimiter.hit(client.ip_address ?? 'unknown', path),
-    await rateLimiter.hit(`user-${ctx.principal.userId}`, path),
-  )
-  if (wait > 0) {
-    responseHeaders.set('retry-after', String(wait))
-    throw new TRPCError({
-      code: 'TOO_MANY_REQUESTS',
-      message: 'Too many requests',
-      cause: new RateLimited(wait),
-    })
-  }
+  await enforceRateLimit(ctx.request, path, [clientKey(ctx.request), `user-${ctx.principal.userId}`])
   return next()
 })
 
