@@ -6,8 +6,9 @@
 import { hash } from 'node:crypto'
 
 // One-shot hashing into one preallocated input: a tree maintained at replay speed hashes
-// twice per event on average.
-const sha256 = (input: Buffer): Buffer => hash('sha256', input, 'buffer')
+// twice per event on average. Hex out and back is about three times faster than asking for a
+// Buffer (0.5 vs 1.5 µs on Node 24): the native Buffer allocation is what costs.
+const sha256 = (input: Buffer): Buffer => Buffer.from(hash('sha256', input, 'hex'), 'hex')
 const leafInput = Buffer.alloc(33)
 const nodeInput = Buffer.alloc(65)
 nodeInput[0] = 0x01

@@ -3,7 +3,8 @@
  * read models and written in the same transaction as each batch, so it is exactly as far as
  * the projections. Appending a leaf is O(1) amortised: the right edge (the roots of the
  * perfect subtrees that make up the tree) stays in memory, and each completed perfect subtree
- * is stored once, so any proof reads O(log n) stored hashes.
+ * of at least 2^STORED_LEVEL leaves is stored once, so any proof reads O(log n) stored hashes
+ * (a smaller subtree is hashed from its leaves, read in one query).
  *
  * A leaf keeps the event's stored hash (its encrypted form: crypto-shredding never changes it)
  * and where the event is. The leaves table has no index but its key: positions grow with the
@@ -45,6 +46,13 @@ export type Leaf = {
 
 type Edge = { level: number; hash: Buffer }
 
+/**
+ * The lowest level whose nodes are stored. Storing every node doubled the rows a replay writes
+ * (one node per leaf on average); from level 4 it is one per 8 leaves, and a proof hashes at
+ * most 8 leaves for each subtree below it.
+ */
+export const STORED_LEVEL = 4
+
 export class MerkleTree {
   readonly #db: DatabaseSync
   #size = 0
@@ -67,7 +75,9 @@ export class MerkleTree {
         'INSERT INTO merkle_leaves (leaf_index, position, stream_id, revision, event_hash) VALUES (?, ?, ?, ?, ?)',
       ),
       insertNode: this.#db.prepare('INSERT INTO merkle_nodes (level, node_index, hash) VALUES (?, ?, ?)'),
-      leaf: this.#db.prepare('SELECT event_hash FROM merkle_leaves WHERE leaf_index = ?'),
+      leaves: this.#db.prepare(
+        'SELECT event_hash FROM merkle_leaves WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index',
+      ),
       node: this.#db.prepare('SELECT hash FROM merkle_nodes WHERE level = ? AND node_index = ?'),
       count: this.#db.prepare('SELECT count(*) AS n FROM merkle_leaves'),
       range: this.#db.prepare(
@@ -114,22 +124,29 @@ export class MerkleTree {
       const left = this.#edge.pop()!
       level++
       hash = nodeHash(left.hash, hash)
-      sql.insertNode.run(level, Math.floor(index / 2 ** level), hash)
+      if (level >= STORED_LEVEL) sql.insertNode.run(level, Math.floor(index / 2 ** level), hash)
     }
     this.#edge.push({ level, hash })
     this.#size = index + 1
   }
 
   #perfect(level: number, index: number): Buffer {
-    const sql = this.#sql()
-    if (level === 0) {
-      const row = sql.leaf.get(index) as { event_hash: Uint8Array } | undefined
-      if (!row) throw new Error(`merkle tree: no leaf ${index}`)
-      return leafHash(Buffer.from(row.event_hash))
-    }
-    const row = sql.node.get(level, index) as { hash: Uint8Array } | undefined
+    if (level < STORED_LEVEL) return this.#hashLeaves(level, index)
+    const row = this.#sql().node.get(level, index) as { hash: Uint8Array } | undefined
     if (!row) throw new Error(`merkle tree: no node ${level}/${index}`)
     return Buffer.from(row.hash)
+  }
+
+  /** A perfect subtree below STORED_LEVEL, hashed from its leaves. */
+  #hashLeaves(level: number, index: number): Buffer {
+    const width = 2 ** level
+    const rows = this.#sql().leaves.all(index * width, (index + 1) * width) as { event_hash: Uint8Array }[]
+    if (rows.length !== width) throw new Error(`merkle tree: leaves of ${level}/${index} missing`)
+    let hashes = rows.map((row) => leafHash(Buffer.from(row.event_hash)))
+    while (hashes.length > 1) {
+      hashes = Array.from({ length: hashes.length / 2 }, (_, i) => nodeHash(hashes[2 * i], hashes[2 * i + 1]))
+    }
+    return hashes[0]
   }
 
   /** The root of the whole tree, from the right edge in memory. */

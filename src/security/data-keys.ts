@@ -43,7 +43,7 @@ export type DataKeyStore = {
    * it was destroyed (as `ensureKey`). A no-op for the embedded store, which reads its file.
    */
   prepare(owner: string): Promise<void>
-  /** Fetches these owners' keys and tombstones into memory before `decrypt`. No-op when embedded. */
+  /** Fetches these owners' keys and tombstones into memory before `decrypt` (embedded: optional, faster). */
   preload(owners: string[]): Promise<void>
   close(): void | Promise<void>
 }
@@ -83,6 +83,9 @@ export function openDataKeyStore(options: DataKeyStoreOptions): DataKeyStore {
     throw error
   }
   const select: StatementSync = db.prepare('SELECT wrapped FROM data_keys WHERE owner = ?')
+  const selectMany: StatementSync = db.prepare(
+    'SELECT owner, wrapped FROM data_keys WHERE owner IN (SELECT value FROM json_each(?))',
+  )
   const insert = db.prepare(
     'INSERT INTO data_keys (owner, wrapped, created_at) VALUES (?, ?, ?) ON CONFLICT (owner) DO NOTHING',
   )
@@ -134,7 +137,15 @@ export function openDataKeyStore(options: DataKeyStoreOptions): DataKeyStore {
     },
 
     async prepare() {},
-    async preload() {},
+
+    // Not needed for correctness (lookup reads the file), but one query for a replay batch's
+    // owners costs a fifth of a query each.
+    async preload(owners) {
+      const missing = owners.filter((owner) => cache.get(owner) === undefined)
+      if (missing.length < 2) return
+      for (const row of selectMany.all(JSON.stringify(missing)) as (KeyRow & { owner: string })[])
+        cache.set(row.owner, row.wrapped === null ? null : unwrap(master, row.owner, row.wrapped, dbPath))
+    },
 
     destroy(owner) {
       checkOwner(owner)

@@ -190,4 +190,21 @@ describe('data keys', () => {
       store.close()
     }
   })
+
+  it('preloads a batch of owners from another connection: live keys, tombstones and unknown owners', async () => {
+    const values = withStore({}, (writer) => {
+      const written = ['p1', 'p2', 'p3'].map((o) => writer.encrypt(o, `v-${o}`))
+      writer.destroy('p2')
+      return written
+    })
+    const store = openDataKeyStore({ dataDir })
+    try {
+      await store.preload(['p1', 'p2', 'p3', 'nobody'])
+      expect(['p1', 'p2', 'p3'].map((o, i) => store.decrypt(o, values[i]))).toEqual(['v-p1', null, 'v-p3'])
+      expect(store.isErased('p2')).toBe(true)
+      expect(store.isErased('nobody')).toBe(false)
+    } finally {
+      store.close()
+    }
+  })
 })
