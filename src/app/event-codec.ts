@@ -1,6 +1,12 @@
 /**
  * Between the domain and the store: encrypts personal fields on the way in, decrypts them on
  * the way out ("[erased]" once the account's key is destroyed), and refuses unknown event types.
+ *
+ * An event's personal fields travel together, sealed in one `personal_data` value: one AES-GCM
+ * call per event instead of one per field (a replay decrypted 160k fields for 20k accounts, at
+ * about 5 µs each, most of it the cipher's setup), and the fields of one event cannot be
+ * swapped with each other. Events written before carry each field encrypted on its own (or, for
+ * fields that became personal later, in clear); they are read as they were stored.
  */
 import { DomainError } from '../../domain/errors.ts'
 import { DOMAIN_EVENT_TYPES, type DomainEvent } from '../../domain/events.ts'
@@ -19,6 +25,9 @@ export interface FieldCipher {
   /** ...and the keys and tombstones of a batch before decrypting it. */
   preload?(owners: string[]): Promise<void>
 }
+
+/** The stored field that holds an event's personal fields, encrypted together. */
+export const SEALED_FIELD = 'personal_data'
 
 /** Events of the service's own streams: id sequences, settings, roster lock, uniqueness claims. */
 const OTHER_EVENT_TYPES = [
@@ -91,11 +100,13 @@ export function createEventCodec(cipher: FieldCipher) {
       // An erased account takes no new personal data: its key is gone for good.
       if (cipher.isErased(owner)) throw new DomainError('ACCOUNT_NOT_FOUND', 'User not found')
       cipher.ensureKey(owner)
-      const encoded = { ...data }
-      for (const field of fields) {
-        const value = encoded[field]
-        if (typeof value === 'string') encoded[field] = cipher.encrypt(owner, value)
+      const encoded: Record<string, unknown> = {}
+      const personal: Record<string, unknown> = {}
+      for (const [field, value] of Object.entries(data)) {
+        if (fields.includes(field)) personal[field] = value
+        else encoded[field] = value
       }
+      encoded[SEALED_FIELD] = cipher.encrypt(owner, JSON.stringify(personal))
       return encoded
     },
 
@@ -105,13 +116,25 @@ export function createEventCodec(cipher: FieldCipher) {
       // A known type's data is what the domain wrote for it: the cast is the typed boundary.
       if (!fields) return event as DecodedEvent
       const userId = ownerOf(event)
-      const data = { ...event.data }
-      for (const field of fields) {
-        const value = data[field]
-        // Not encrypted: a field that became personal later (the HMAC keys), in an event written
-        // before. History cannot be rewritten; it stays as it was stored.
-        if (typeof value !== 'string' || !value.startsWith(ENCRYPTED_PREFIX)) continue
-        data[field] = userId === null ? ERASED : (cipher.decrypt(dataKeyOwner(userId), value) ?? ERASED)
+      const owner = userId === null ? null : dataKeyOwner(userId)
+      const { [SEALED_FIELD]: sealed, ...data } = event.data
+      if (typeof sealed === 'string') {
+        const plaintext = owner === null ? null : cipher.decrypt(owner, sealed)
+        // Erased: every personal field the type declares reads "[erased]", so not even which
+        // of them the person had filled in is left.
+        const personal = plaintext === null ? null : (JSON.parse(plaintext) as Record<string, unknown>)
+        for (const field of fields) {
+          if (personal === null) data[field] = ERASED
+          else if (personal[field] !== undefined) data[field] = personal[field]
+        }
+      } else {
+        for (const field of fields) {
+          const value = data[field]
+          // Not encrypted: a field that became personal later (the HMAC keys), in an event
+          // written before. History cannot be rewritten; it stays as it was stored.
+          if (typeof value !== 'string' || !value.startsWith(ENCRYPTED_PREFIX)) continue
+          data[field] = owner === null ? ERASED : (cipher.decrypt(owner, value) ?? ERASED)
+        }
       }
       return { ...event, data } as DecodedEvent
     },

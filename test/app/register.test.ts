@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, describe, expect, it } from 'vitest'
 import { isDomainError } from '../../domain/errors.ts'
+import { SEALED_FIELD } from '../../src/app/event-codec.ts'
 import { openRuntime } from '../../src/app/runtime.ts'
 import { verifyChain } from '../../src/eventstore/hash-chain.ts'
 import { openTestRuntime } from '../support/runtime.ts'
@@ -47,8 +48,9 @@ describe('registration through the store and projections', () => {
     cleanup = t.cleanup
     await t.runtime.accounts.register(alice, { actorId: null })
     const [event] = await t.runtime.store.readStream('user-1')
-    expect(String(event.data.email)).toMatch(/^enc:v1:/)
-    expect(String(event.data.password_hash)).toMatch(/^enc:v1:/)
+    expect(event.data).not.toHaveProperty('email')
+    expect(event.data).not.toHaveProperty('password_hash')
+    expect(String(event.data[SEALED_FIELD])).toMatch(/^enc:v1:/)
     const raw = new DatabaseSync(join(t.dataDir, 'events.db'), { readOnly: true })
     const dump = JSON.stringify(raw.prepare('SELECT * FROM events').all())
     raw.close()

@@ -8,8 +8,8 @@ import { ACCOUNT_EVENT_FIELDS } from '../../domain/account.events.ts'
 import { DOMAIN_EVENT_TYPES, type DomainEvent } from '../../domain/events.ts'
 import { PERSONAL_FIELDS } from '../../domain/personal-data.ts'
 import { SESSION_EVENT_FIELDS } from '../../domain/session.events.ts'
-import { createEventCodec, type FieldCipher } from '../../src/app/event-codec.ts'
-import { accountStream, sessionStream } from '../../src/app/streams.ts'
+import { createEventCodec, type FieldCipher, SEALED_FIELD } from '../../src/app/event-codec.ts'
+import { accountStream, dataKeyOwner, sessionStream } from '../../src/app/streams.ts'
 import type { RecordedEvent } from '../../src/eventstore/event-store.ts'
 import { ENCRYPTED_PREFIX } from '../../src/security/data-keys.ts'
 
@@ -195,23 +195,68 @@ describe('event fields: the codec encrypts exactly the personal fields', () => {
   }
   const codec = createEventCodec(cipher)
 
-  it.each(sampleList.map((event) => [event.type, event] as const))('%s', (type, event) => {
-    const data: Record<string, unknown> = event.data
-    const encoded = codec.encode(7, type, data)
-    const personal = PERSONAL_FIELDS.get(type) ?? []
-    for (const [field, value] of Object.entries(data)) {
-      if (personal.includes(field)) expect(encoded[field], field).toMatch(new RegExp(`^${ENCRYPTED_PREFIX}`))
-      else expect(encoded[field], field).toEqual(value)
-    }
-    const stored = {
+  const storedAs = (type: string, data: Record<string, unknown>): RecordedEvent =>
+    ({
       stream_id:
         type.startsWith('Session') && type !== 'SessionsRevoked' ? sessionStream(3) : accountStream(7),
       revision: 0,
       position: 1n,
       type,
-      data: encoded,
+      data,
       metadata: {},
-    } as RecordedEvent
-    expect(codec.decode(stored).data).toEqual(data)
+    }) as RecordedEvent
+
+  it.each(sampleList.map((event) => [event.type, event] as const))('%s', (type, event) => {
+    const data: Record<string, unknown> = event.data
+    const encoded = codec.encode(7, type, data)
+    const personal = PERSONAL_FIELDS.get(type) ?? []
+    const safe = Object.fromEntries(Object.entries(data).filter(([field]) => !personal.includes(field)))
+    if (personal.length === 0) {
+      expect(encoded).toEqual(data)
+    } else {
+      // Every personal field sealed together under the owner's key, nothing else in it.
+      const { [SEALED_FIELD]: sealed, ...clear } = encoded
+      expect(clear).toEqual(safe)
+      expect(sealed).toMatch(new RegExp(`^${ENCRYPTED_PREFIX}`))
+      const opened = JSON.parse(cipher.decrypt(dataKeyOwner(7), String(sealed)) ?? 'null')
+      expect(opened).toEqual(Object.fromEntries(personal.map((field) => [field, data[field]])))
+    }
+    expect(codec.decode(storedAs(type, encoded)).data).toEqual(data)
+  })
+
+  it('reads events written with each personal field encrypted on its own, or in clear', () => {
+    const legacy = {
+      user_id: 7,
+      username: cipher.encrypt(dataKeyOwner(7), 'alice'),
+      email: cipher.encrypt(dataKeyOwner(7), 'alice@example.com'),
+      role: 'user',
+      password_hash: cipher.encrypt(dataKeyOwner(7), '$argon2id$…'),
+      username_key: 'written-before-it-was-personal',
+    }
+    expect(codec.decode(storedAs('AccountRegistered', legacy)).data).toEqual({
+      user_id: 7,
+      username: 'alice',
+      email: 'alice@example.com',
+      role: 'user',
+      password_hash: '$argon2id$…',
+      username_key: 'written-before-it-was-personal',
+    })
+  })
+
+  it('reads every declared personal field as "[erased]" once the key is gone, present or not', () => {
+    const encoded = codec.encode(7, 'SessionStarted', {
+      ...samples.SessionStarted.data,
+      user_agent: undefined,
+    })
+    const erased = createEventCodec({ ...cipher, decrypt: () => null })
+    const data = erased.decode(storedAs('SessionStarted', encoded)).data as Record<string, unknown>
+    expect(data).toMatchObject({ ip_address: '[erased]', user_agent: '[erased]', user_id: 7 })
+    expect(data).not.toHaveProperty(SEALED_FIELD)
+  })
+
+  it('keeps the sealed field name free: no event declares a field of that name', () => {
+    for (const declarations of [ACCOUNT_EVENT_FIELDS, SESSION_EVENT_FIELDS])
+      for (const [type, fields] of Object.entries(declarations))
+        expect(Object.keys(fields), type).not.toContain(SEALED_FIELD)
   })
 })

@@ -12,6 +12,7 @@ import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { base32Decode, TOTP_PERIOD_MS, totp } from '../../harness/totp.ts'
 import type { AppRouter } from '../../src/api/router.ts'
+import { SEALED_FIELD } from '../../src/app/event-codec.ts'
 import { accountStream } from '../../src/app/streams.ts'
 import { ENCRYPTED_PREFIX } from '../../src/security/data-keys.ts'
 import {
@@ -376,7 +377,8 @@ describe('registration', () => {
     expect(registered.length).toBeGreaterThan(0)
     for (const event of registered) {
       for (const field of ['credential_id', 'public_key', 'user_handle', 'name'])
-        expect(String(event.data[field]), field).toMatch(new RegExp(`^${ENCRYPTED_PREFIX}`))
+        expect(event.data, field).not.toHaveProperty(field)
+      expect(String(event.data[SEALED_FIELD])).toMatch(new RegExp(`^${ENCRYPTED_PREFIX}`))
     }
     expect(JSON.stringify(events.map((e) => e.data))).not.toContain(credentialId)
     // The auditors see them decrypted while the account exists.
