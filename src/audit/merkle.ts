@@ -36,6 +36,21 @@ export function nodeHash(left: Buffer, right: Buffer): Buffer {
   return sha256(nodeInput)
 }
 
+/**
+ * `leafHash` and `nodeHash` with hex in and out, for appending at replay speed: no Buffer is
+ * made per hash (the event hash is checked by the caller's store, not again here).
+ */
+export function leafHashHex(eventHash: string): string {
+  leafInput.write(eventHash, 1, 'hex')
+  return hash('sha256', leafInput, 'hex')
+}
+
+export function nodeHashHex(left: string, right: string): string {
+  nodeInput.write(left, 1, 'hex')
+  nodeInput.write(right, 33, 'hex')
+  return hash('sha256', nodeInput, 'hex')
+}
+
 /** The k with k < n <= 2k, a power of two: where RFC 9162 splits a tree of n >= 2 leaves. */
 export function largestPowerOfTwoBelow(n: number): number {
   if (!Number.isSafeInteger(n) || n < 2) throw new RangeError(`no split for a tree of ${n} leaves`)

@@ -11,7 +11,15 @@
  * leaf index, so a position is found by bisection, and every append stays one cheap insert.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
-import { EMPTY_ROOT, leafHash, nodeHash, type SubtreeHash, subtreeHashFrom } from '../audit/merkle.ts'
+import {
+  EMPTY_ROOT,
+  leafHash,
+  leafHashHex,
+  nodeHash,
+  nodeHashHex,
+  type SubtreeHash,
+  subtreeHashFrom,
+} from '../audit/merkle.ts'
 
 export const MERKLE_SCHEMA = `
   CREATE TABLE IF NOT EXISTS merkle_leaves (
@@ -44,7 +52,10 @@ export type Leaf = {
   eventHash: string
 }
 
-type Edge = { level: number; hash: Buffer }
+const EVENT_HASH = /^[0-9a-f]{64}$/i
+
+/** A root of the right edge; hex, as the append path hashes. */
+type Edge = { level: number; hash: string }
 
 /**
  * The lowest level whose nodes are stored. Storing every node doubled the rows a replay writes
@@ -104,7 +115,7 @@ export class MerkleTree {
     for (let level = 52; level >= 0; level--) {
       const width = 2 ** level
       if (this.#size - start >= width) {
-        this.#edge.push({ level, hash: this.#perfect(level, start / width) })
+        this.#edge.push({ level, hash: this.#perfect(level, start / width).toString('hex') })
         start += width
       }
     }
@@ -114,17 +125,18 @@ export class MerkleTree {
   append(position: bigint, streamId: string, revision: number, eventHash: string): void {
     const sql = this.#sql()
     const index = this.#size
-    const bytes = Buffer.from(eventHash, 'hex')
-    sql.insertLeaf.run(index, position, streamId, revision, bytes)
-    let hash = leafHash(bytes)
+    if (!EVENT_HASH.test(eventHash)) throw new Error(`merkle tree: not a 64-hex event hash at ${position}`)
+    sql.insertLeaf.run(index, position, streamId, revision, Buffer.from(eventHash, 'hex'))
+    let hash = leafHashHex(eventHash)
     let level = 0
     // Each trailing 1-bit of the index completes a perfect subtree with the edge's last root.
     // (Arithmetic, not bit operators: those cut numbers to 32 bits.)
     for (let i = index; i % 2 === 1; i = (i - 1) / 2) {
       const left = this.#edge.pop()!
       level++
-      hash = nodeHash(left.hash, hash)
-      if (level >= STORED_LEVEL) sql.insertNode.run(level, Math.floor(index / 2 ** level), hash)
+      hash = nodeHashHex(left.hash, hash)
+      if (level >= STORED_LEVEL)
+        sql.insertNode.run(level, Math.floor(index / 2 ** level), Buffer.from(hash, 'hex'))
     }
     this.#edge.push({ level, hash })
     this.#size = index + 1
@@ -151,12 +163,11 @@ export class MerkleTree {
 
   /** The root of the whole tree, from the right edge in memory. */
   root(): Buffer {
-    return (
-      this.#edge.reduceRight<Buffer | null>(
-        (right, left) => (right ? nodeHash(left.hash, right) : left.hash),
-        null,
-      ) ?? EMPTY_ROOT
+    const root = this.#edge.reduceRight<string | null>(
+      (right, left) => (right ? nodeHashHex(left.hash, right) : left.hash),
+      null,
     )
+    return root === null ? EMPTY_ROOT : Buffer.from(root, 'hex')
   }
 
   /** MTH of any range of the stored leaves, from O(log n) stored hashes. */
