@@ -3,7 +3,8 @@
  *   1. durable appends per second, one event per transaction as commands do: raw `store.append` of a
  *      small event to a new stream each time, at synchronous=NORMAL (the default) and FULL; then
  *      `runtime.commands.handle` (load → decide → encode/encrypt → append, projections following live)
- *      with failed/successful logins on registered accounts,
+ *      with failed/successful logins on registered accounts, with the Merkle tree maintained and
+ *      without (alternating rounds of 500; the tree's share of the append rate is printed),
  *   2. replay: a generated history of `--events` events (printed mix), then a raw `readAll` scan, a
  *      scan + decode (decryption), and `runtime.runner.rebuild()` (drop the read models, replay all).
  * Everything lives in a temporary directory under os.tmpdir(), removed at the end. The CPU column is
@@ -144,52 +145,79 @@ async function rawAppends(synchronous: 'NORMAL' | 'FULL', count: number): Promis
 }
 
 // 1b. The command path: load → decide → encode/encrypt → append, projections following live.
+// Twice side by side, with the Merkle tree maintained and without (its append made a no-op in
+// that runtime only): alternating rounds, so both see the same machine.
+
+const ROUND = 500
 
 async function commandAppends(count: number): Promise<void> {
-  const runtime = await runtimeAt(join(root, 'commands'))
+  const variants = [
+    { name: 'append, command handler, synchronous=NORMAL', runtime: await runtimeAt(join(root, 'commands')) },
+    {
+      name: 'append, command handler, without the Merkle tree',
+      runtime: await runtimeAt(join(root, 'commands-no-tree')),
+    },
+  ].map((v) => ({ ...v, done: 0, ms: 0, cpuMs: 0 }))
+  variants[1].runtime.readStore.tree.append = () => {}
   try {
-    for (let id = 1; id <= ACCOUNTS; id++) {
-      await runtime.commands.handle(
-        accountStream(id),
-        accountDecider,
-        { type: 'Register', data: registration(id) },
-        { actorId: null, owner: id },
+    for (const { runtime } of variants) {
+      for (let id = 1; id <= ACCOUNTS; id++) {
+        await runtime.commands.handle(
+          accountStream(id),
+          accountDecider,
+          { type: 'Register', data: registration(id) },
+          { actorId: null, owner: id },
+        )
+      }
+    }
+    for (let round = 0; round * ROUND < count; round++) {
+      for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
+        const elapsed = stopwatch()
+        let last: bigint | null = null
+        for (let n = 0; n < ROUND; n++, variant.done++) last = await loginEvent(variant.runtime, variant.done)
+        await variant.runtime.runner.waitFor(last)
+        const { ms, cpuMs } = elapsed()
+        variant.ms += ms
+        variant.cpuMs += cpuMs
+      }
+    }
+    const [withTree, withoutTree] = variants
+    for (const v of variants) {
+      record(
+        v.name,
+        v.done,
+        v,
+        `1 event per command on ${fmt(ACCOUNTS)} accounts, read models following live`,
       )
     }
-    let last: bigint | null = null
-    const elapsed = stopwatch()
-    for (let i = 0; i < count; i++) {
-      const id = (i % ACCOUNTS) + 1
-      // Alternate per account: a failed login (encrypted ip/user agent), then the successful one
-      // that clears it; each command writes exactly one event.
-      const failing = Math.floor(i / ACCOUNTS) % 2 === 0
-      const result = await runtime.commands.handle(
-        accountStream(id),
-        accountDecider,
-        failing
-          ? {
-              type: 'RecordFailedLogin',
-              data: { reason: 'password', now: Date.now(), ip_address: ip(), user_agent: userAgent() },
-            }
-          : {
-              type: 'RecordSuccessfulLogin',
-              data: { now: Date.now(), verified_at_revision: Number.MAX_SAFE_INTEGER },
-            },
-        { actorId: id, owner: id },
-      )
-      if (result.events.length !== 1) throw new Error(`expected one event, got ${result.events.length}`)
-      last = result.position
-    }
-    await runtime.runner.waitFor(last)
-    record(
-      'append, command handler, synchronous=NORMAL',
-      count,
-      elapsed(),
-      `1 event per command on ${fmt(ACCOUNTS)} accounts, read models following live`,
-    )
+    const loss = 1 - withoutTree.ms / withTree.ms
+    log(`  the tree costs the command path ${(loss * 100).toFixed(1)} % of its appends per second`)
   } finally {
-    await runtime.close()
+    for (const { runtime } of variants) await runtime.close()
   }
+}
+
+/** Alternates per account a failed login (encrypted ip/user agent), then the successful one that
+ * clears it; each command writes exactly one event. Returns its position. */
+async function loginEvent(runtime: Runtime, i: number): Promise<bigint | null> {
+  const id = (i % ACCOUNTS) + 1
+  const failing = Math.floor(i / ACCOUNTS) % 2 === 0
+  const result = await runtime.commands.handle(
+    accountStream(id),
+    accountDecider,
+    failing
+      ? {
+          type: 'RecordFailedLogin',
+          data: { reason: 'password', now: Date.now(), ip_address: ip(), user_agent: userAgent() },
+        }
+      : {
+          type: 'RecordSuccessfulLogin',
+          data: { now: Date.now(), verified_at_revision: Number.MAX_SAFE_INTEGER },
+        },
+    { actorId: id, owner: id },
+  )
+  if (result.events.length !== 1) throw new Error(`expected one event, got ${result.events.length}`)
+  return result.position
 }
 
 // ---------------------------------------------------------------------------------------------
