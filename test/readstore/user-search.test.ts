@@ -409,6 +409,15 @@ describe('the search index follows the users table', () => {
     expectIndexIntact(db)
   })
 
+  const lookupIndexes = (db: DatabaseSync): string[] =>
+    (
+      db
+        .prepare(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('users_username', 'users_email') ORDER BY name",
+        )
+        .all() as { name: string }[]
+    ).map((row) => row.name)
+
   it('a replay from the first event indexes in one pass at the end, changes and deletions included', () => {
     const db = readModels()
     const bulk = usersProjection.bulkLoad as { suspend: string; resume: string }
@@ -422,7 +431,9 @@ describe('the search index follows the users table', () => {
     const q = (text: string) => ids(createQueries(db).listUsers({ skip: 0, limit: 100, q: text }))
     // Suspended: not every row is indexed, so q scans and still answers right.
     expect(q('bulk2')).toEqual([2, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29])
+    expect(lookupIndexes(db)).toEqual([])
     db.exec(bulk.resume)
+    expect(lookupIndexes(db)).toEqual(['users_email', 'users_username'])
     expect(db.prepare('SELECT count(*) AS n FROM users_search_docsize').get()).toEqual({ n: 29 })
     expect(q('renamed')).toEqual([3])
     expect(q('zebedee')).toEqual([4])
@@ -433,6 +444,16 @@ describe('the search index follows the users table', () => {
     expect(q('afterwards')).toEqual([31])
     expect(db.prepare('SELECT count(*) AS n FROM users_search_docsize').get()).toEqual({ n: 30 })
     expectIndexIntact(db)
+  })
+
+  it('a replay that crashed before its end gets its username and email indexes back from the schema', () => {
+    const db = readModels()
+    db.exec((usersProjection.bulkLoad as { suspend: string }).suspend)
+    expect(lookupIndexes(db)).toEqual([])
+    db.exec(usersProjection.schema) // what the next start runs
+    expect(lookupIndexes(db)).toEqual(['users_email', 'users_username'])
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT id FROM users WHERE username_lower = 'x'").all()
+    expect(JSON.stringify(plan)).toContain('users_username')
   })
 
   it('a read-model file from before the index: opening writes nothing, q scans until the first event fills it', () => {
