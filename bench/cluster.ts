@@ -52,19 +52,17 @@ import {
   waitReady,
 } from '../harness/server.ts'
 import {
-  Connection,
   LOGIN_WARMUP_MS,
   type Load,
   merge,
   pooled,
   processCpuSeconds,
-  type Reply,
-  requestBytes,
   runLoad,
   type Sample,
   SLICE_WARMUP_MS,
   type Stats,
 } from './http.ts'
+import { Connection, type Reply, requestBytes } from './keep-alive-client.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Targets.

@@ -18,7 +18,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
-import { connect, type Socket } from 'node:net'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -27,96 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createPasswordHasher } from '../src/security/passwords.ts'
-
-export const HOST = '127.0.0.1'
-
-// ---------------------------------------------------------------------------------------------
-// Load generator: a minimal keep-alive HTTP/1.1 client (Content-Length bodies only).
-
-export type Reply = { status: number; body: Buffer }
-
-const HEADER_END = Buffer.from('\r\n\r\n')
-
-export class Connection {
-  private socket: Socket | null = null
-  private buffer: Buffer = Buffer.alloc(0)
-  private waiting: { resolve: (reply: Reply) => void; reject: (error: Error) => void } | null = null
-  private readonly port: number
-
-  constructor(port: number) {
-    this.port = port
-  }
-
-  private open(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ host: HOST, port: this.port }, () => {
-        socket.off('error', reject)
-        resolve()
-      })
-      socket.setNoDelay(true)
-      socket.once('error', reject)
-      socket.on('data', (chunk: Buffer) => this.onData(chunk))
-      const fail = (error: Error): void => {
-        if (this.socket === socket) this.socket = null
-        const waiting = this.waiting
-        this.waiting = null
-        waiting?.reject(error)
-      }
-      socket.on('error', fail)
-      socket.on('close', () => fail(new Error('connection closed')))
-      this.socket = socket
-      this.buffer = Buffer.alloc(0)
-    })
-  }
-
-  async request(data: Buffer): Promise<Reply> {
-    if (!this.socket) await this.open()
-    return new Promise((resolve, reject) => {
-      this.waiting = { resolve, reject }
-      this.socket!.write(data)
-    })
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk])
-    if (!this.waiting) return
-    const end = this.buffer.indexOf(HEADER_END)
-    if (end < 0) return
-    const head = this.buffer.toString('latin1', 0, end)
-    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head)
-    if (!length) {
-      this.destroy()
-      this.waiting?.reject(new Error(`response without content-length: ${head.split('\r\n')[0]}`))
-      this.waiting = null
-      return
-    }
-    const total = end + 4 + Number(length[1])
-    if (this.buffer.length < total) return
-    const reply = { status: Number(head.slice(9, 12)), body: this.buffer.subarray(end + 4, total) }
-    this.buffer = this.buffer.subarray(total)
-    const waiting = this.waiting
-    this.waiting = null
-    waiting.resolve(reply)
-  }
-
-  destroy(): void {
-    this.socket?.destroy()
-    this.socket = null
-  }
-}
-
-export function requestBytes(
-  port: number,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: string,
-): Buffer {
-  const lines = [`${method} ${path} HTTP/1.1`, `host: ${HOST}:${port}`]
-  for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`)
-  if (body !== undefined) lines.push(`content-length: ${Buffer.byteLength(body)}`)
-  return Buffer.from(`${lines.join('\r\n')}\r\n\r\n${body ?? ''}`)
-}
+import { Connection, HOST, type Reply, requestBytes } from './keep-alive-client.ts'
 
 /** What one measured slice of load saw: raw latencies and CPU seconds, merged across slices later. */
 export type Sample = {

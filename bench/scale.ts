@@ -34,7 +34,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -50,98 +49,14 @@ import type { RecordedEvent } from '../src/eventstore/event-store.ts'
 import { MERKLE_SCHEMA, MerkleTree } from '../src/readstore/merkle-tree.ts'
 import { ReadStore } from '../src/readstore/read-store.ts'
 import { openDataKeyStore } from '../src/security/data-keys.ts'
+import { Connection, HOST, type Reply } from './keep-alive-client.ts'
 import { SEED_PASSWORD, type SeedResult, seed, seededProfile, userCount } from './seed.ts'
 
-const HOST = '127.0.0.1'
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const ADMIN = {
   username: 'scale-admin',
   email: 'scale-admin@example.com',
   password: 'scale-admin-passphrase-7',
-}
-
-// ---------------------------------------------------------------------------------------------
-// A minimal keep-alive HTTP/1.1 client (Content-Length bodies), as in bench/http.ts.
-
-type Reply = { status: number; body: Buffer }
-const HEADER_END = Buffer.from('\r\n\r\n')
-
-class Connection {
-  private socket: Socket | null = null
-  private buffer: Buffer = Buffer.alloc(0)
-  private waiting: { resolve: (reply: Reply) => void; reject: (error: Error) => void } | null = null
-  private readonly port: number
-
-  constructor(port: number) {
-    this.port = port
-  }
-
-  private open(): Promise<void> {
-    return new Promise((resolveOpen, reject) => {
-      const socket = connect({ host: HOST, port: this.port }, () => {
-        socket.off('error', reject)
-        resolveOpen()
-      })
-      socket.setNoDelay(true)
-      socket.once('error', reject)
-      socket.on('data', (chunk: Buffer) => this.onData(chunk))
-      const fail = (error: Error): void => {
-        if (this.socket === socket) this.socket = null
-        const waiting = this.waiting
-        this.waiting = null
-        waiting?.reject(error)
-      }
-      socket.on('error', fail)
-      socket.on('close', () => fail(new Error('connection closed')))
-      this.socket = socket
-      this.buffer = Buffer.alloc(0)
-    })
-  }
-
-  async request(
-    method: string,
-    path: string,
-    headers: Record<string, string> = {},
-    body?: string,
-  ): Promise<Reply> {
-    if (!this.socket) await this.open()
-    const lines = [`${method} ${path} HTTP/1.1`, `host: ${HOST}:${this.port}`]
-    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`)
-    if (body !== undefined) lines.push(`content-length: ${Buffer.byteLength(body)}`)
-    const data = `${lines.join('\r\n')}\r\n\r\n${body ?? ''}`
-    return new Promise((resolveReply, reject) => {
-      this.waiting = { resolve: resolveReply, reject }
-      this.socket!.write(data)
-    })
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk])
-    if (!this.waiting) return
-    const end = this.buffer.indexOf(HEADER_END)
-    if (end < 0) return
-    const head = this.buffer.toString('latin1', 0, end)
-    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head)
-    if (!length) {
-      const waiting = this.waiting
-      this.waiting = null
-      this.destroy()
-      waiting.reject(new Error(`response without content-length: ${head.split('\r\n')[0]}`))
-      return
-    }
-    const total = end + 4 + Number(length[1])
-    if (this.buffer.length < total) return
-    const reply = { status: Number(head.slice(9, 12)), body: this.buffer.subarray(end + 4, total) }
-    this.buffer = this.buffer.subarray(total)
-    const waiting = this.waiting
-    this.waiting = null
-    waiting.resolve(reply)
-  }
-
-  destroy(): void {
-    this.socket?.destroy()
-    this.socket = null
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -172,7 +87,7 @@ async function withHealthProbe<T>(
   during: () => Promise<T>,
 ): Promise<{ result: T; probe: ProbeStats }> {
   const connection = new Connection(port)
-  await connection.request('GET', '/healthz') // connect outside the measurement
+  await connection.send('GET', '/healthz') // connect outside the measurement
   const latencies: number[] = []
   let errors = 0
   let running = true
@@ -181,7 +96,7 @@ async function withHealthProbe<T>(
     for (let i = 1; running; i++) {
       const t0 = performance.now()
       try {
-        const reply = await connection.request('GET', '/healthz')
+        const reply = await connection.send('GET', '/healthz')
         if (reply.status === 200) latencies.push(performance.now() - t0)
         else errors++
       } catch {
@@ -449,7 +364,7 @@ async function measureSize(
     headers: Record<string, string> = {},
     body?: unknown,
   ): Promise<{ status: number; body: unknown }> => {
-    const reply = await http.request(
+    const reply = await http.send(
       method,
       path,
       body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
@@ -498,7 +413,7 @@ async function measureSize(
     for (let i = 0; i < runs; i++) times.push(await once(i))
     return median(times)
   }
-  const get = (path: string, headers: Record<string, string> = auth) => http.request('GET', path, headers)
+  const get = (path: string, headers: Record<string, string> = auth) => http.send('GET', path, headers)
 
   // Checkpoints (a signed tree head), with /healthz probed meanwhile.
   const checkpoint = await json('GET', '/admin/audit/checkpoint', auth)
@@ -552,11 +467,7 @@ async function measureSize(
   const usersSkipMs = await timed('users skip', options.runs, () =>
     get(`/admin/users?skip=${Math.max(0, users - 100)}&limit=100`),
   )
-  const afterId = await http.request(
-    'GET',
-    `/admin/users?after_id=${Math.max(0, maxId - 100)}&limit=100`,
-    auth,
-  )
+  const afterId = await http.send('GET', `/admin/users?after_id=${Math.max(0, maxId - 100)}&limit=100`, auth)
   const usersAfterIdMs =
     afterId.status === 422
       ? null
@@ -583,14 +494,14 @@ async function measureSize(
   const form = (id: number): string =>
     new URLSearchParams({ username: seededProfile(id).username, password: SEED_PASSWORD }).toString()
   const loginMs = await timed('login', options.runs, () =>
-    http.request(
+    http.send(
       'POST',
       '/auth/login',
       { 'content-type': 'application/x-www-form-urlencoded' },
       form(seededIds()),
     ),
   )
-  const userLogin = await http.request(
+  const userLogin = await http.send(
     'POST',
     '/auth/login',
     { 'content-type': 'application/x-www-form-urlencoded' },
@@ -777,7 +688,7 @@ async function main(): Promise<void> {
       const startToListeningS = (performance.now() - t0) / 1000
       const ready = new Connection(service.port)
       for (;;) {
-        const reply = await ready.request('GET', '/readyz').catch(() => null)
+        const reply = await ready.send('GET', '/readyz').catch(() => null)
         if (reply?.status === 200) break
         await sleep(20)
       }
@@ -795,7 +706,7 @@ async function main(): Promise<void> {
         // A directory passed in may already have the admin; try logging in first.
         if (!adminExists) {
           const probe = new Connection(service.port)
-          const reply = await probe.request(
+          const reply = await probe.send(
             'POST',
             '/admin/login',
             { 'content-type': 'application/json' },

@@ -38,7 +38,7 @@ export function nodeHash(left: Buffer, right: Buffer): Buffer {
 
 /**
  * `leafHash` and `nodeHash` with hex in and out, for appending at replay speed: no Buffer is
- * made per hash (the event hash is checked by the caller's store, not again here).
+ * made per hash. The caller checks that the event hash is 64 hex digits.
  */
 export function leafHashHex(eventHash: string): string {
   leafInput.write(eventHash, 1, 'hex')
