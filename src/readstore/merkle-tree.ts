@@ -70,13 +70,17 @@ export class MerkleTree {
   /** Roots of the perfect subtrees that make up the tree, largest (leftmost) first. */
   #edge: Edge[] = []
   #statements: Record<string, StatementSync> | null = null
+  readonly #beforeRead: () => void
 
-  constructor(db: DatabaseSync) {
+  /** `beforeRead` runs before every read: the read store writes the leaves it holds back. */
+  constructor(db: DatabaseSync, beforeRead: () => void = () => {}) {
     this.#db = db
+    this.#beforeRead = beforeRead
     this.reload()
   }
 
   get size(): number {
+    this.#beforeRead()
     return this.#size
   }
 
@@ -163,6 +167,7 @@ export class MerkleTree {
 
   /** The root of the whole tree, from the right edge in memory. */
   root(): Buffer {
+    this.#beforeRead()
     const root = this.#edge.reduceRight<string | null>(
       (right, left) => (right ? nodeHashHex(left.hash, right) : left.hash),
       null,
@@ -172,11 +177,13 @@ export class MerkleTree {
 
   /** MTH of any range of the stored leaves, from O(log n) stored hashes. */
   subtree(): SubtreeHash {
+    this.#beforeRead()
     return subtreeHashFrom((level, index) => this.#perfect(level, index))
   }
 
   /** The tree head the last successful verify reached, if any. */
   lastVerified(): { size: number; rootHash: string } | null {
+    this.#beforeRead()
     const row = this.#sql().verified.get() as { tree_size: number; root_hash: string } | undefined
     return row ? { size: row.tree_size, rootHash: row.root_hash } : null
   }
@@ -186,16 +193,19 @@ export class MerkleTree {
   }
 
   leafAt(index: number): Leaf | null {
+    this.#beforeRead()
     return toLeaf(this.#sql().byIndex.get(index))
   }
 
   /** Up to `count` leaves from `start` on, in order (a verify reads them a batch at a time). */
   leaves(start: number, count: number): Leaf[] {
+    this.#beforeRead()
     return (this.#sql().range.all(start, count) as unknown[]).map((row) => toLeaf(row) as Leaf)
   }
 
   /** The leaf of the event at `position`, by bisection over the leaf index (positions only grow). */
   leafAtPosition(position: bigint): Leaf | null {
+    this.#beforeRead()
     let low = 0
     let high = this.#size - 1
     while (low <= high) {

@@ -17,6 +17,21 @@ export class ReadModelsOfAnotherStoreError extends Error {
 
 type Named = { name: string }
 
+/**
+ * A live event is applied in a transaction of its own, and its leaf would cost that commit a
+ * page of the leaves table (and every eighth event one of the nodes): about a tenth of the
+ * command path's appends per second. So the leaves of small batches wait, in memory, until
+ * TREE_BATCH of them are due or the oldest is TREE_MAX_LAG_MS old, then go into the tree in the
+ * batch's transaction (or a timer's). Every read of the tree writes them first, so a tree head or
+ * proof always covers every applied event. A crash loses only waiting leaves, which the next start
+ * adds back from the store (`ProjectionRunner.start`, as for files from before the tree): the
+ * tree may lag the projections' checkpoint, never disagree with the log.
+ */
+const TREE_BATCH = 64
+const TREE_MAX_LAG_MS = 50
+
+type WaitingLeaf = { position: bigint; streamId: string; revision: number; hash: string }
+
 export class ReadStore {
   readonly db: DatabaseSync
   readonly #projections: readonly Projection[]
@@ -24,8 +39,15 @@ export class ReadStore {
   readonly #writer: ReadModelWriter
   /** The log-wide Merkle tree, as far as the read models. */
   readonly tree: MerkleTree
+  #waitingLeaves: WaitingLeaf[] = []
+  #waitingSince = 0
+  #flushTimer: ReturnType<typeof setTimeout> | null = null
 
-  constructor(path: string, projections: readonly Projection[]) {
+  readonly #treeMaxLagMs: number
+
+  /** `treeMaxLagMs`: how long a leaf may wait (see TREE_BATCH); tests stretch or shrink it. */
+  constructor(path: string, projections: readonly Projection[], options: { treeMaxLagMs?: number } = {}) {
+    this.#treeMaxLagMs = options.treeMaxLagMs ?? TREE_MAX_LAG_MS
     this.db = openOwnedDatabase(path, 'read-model store')
     // Read models hold decrypted personal data: zero deleted rows on disk, and a lost
     // transaction is rebuilt from the events, so fsync on every commit is not needed.
@@ -36,7 +58,7 @@ export class ReadStore {
     this.#projections = projections
     for (const p of projections) this.#createSchema(p)
     this.db.exec(MERKLE_SCHEMA)
-    this.tree = new MerkleTree(this.db)
+    this.tree = new MerkleTree(this.db, () => this.flushTree())
     this.#writer = {
       run: (sql, ...params) => {
         this.#statement(sql).run(...params)
@@ -96,11 +118,18 @@ export class ReadStore {
   /** Applies a batch of events and moves the checkpoint, all in one transaction. */
   applyBatch(events: readonly RecordedEvent[]): void {
     if (events.length === 0) return
+    const waiting = this.#waitingLeaves
+    const due =
+      waiting.length + events.length >= TREE_BATCH ||
+      (waiting.length > 0 && performance.now() - this.#waitingSince >= this.#treeMaxLagMs)
     this.db.exec('BEGIN')
     try {
-      for (const event of events) {
+      for (const event of events)
         for (const p of this.#projections) if (p.handles.has(event.type)) p.apply(event, this.#writer)
-        this.tree.append(event.position, event.stream_id, event.revision, event.metadata.hash)
+      if (due) {
+        for (const leaf of waiting) this.tree.append(leaf.position, leaf.streamId, leaf.revision, leaf.hash)
+        for (const event of events)
+          this.tree.append(event.position, event.stream_id, event.revision, event.metadata.hash)
       }
       this.#statement(
         'INSERT INTO checkpoint (id, position) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET position = excluded.position',
@@ -108,9 +137,48 @@ export class ReadStore {
       this.db.exec('COMMIT')
     } catch (error) {
       this.db.exec('ROLLBACK')
+      this.tree.reload() // the waiting leaves stay waiting: their events' batches did commit
+      throw error
+    }
+    if (due) {
+      this.#waitingLeaves = []
+      return
+    }
+    if (waiting.length === 0) this.#waitingSince = performance.now()
+    for (const e of events)
+      waiting.push({
+        position: e.position,
+        streamId: e.stream_id,
+        revision: e.revision,
+        hash: e.metadata.hash,
+      })
+    this.#flushTimer ??= setTimeout(() => {
+      this.#flushTimer = null
+      try {
+        this.flushTree()
+      } catch {
+        // Kept waiting: the next batch or read of the tree tries again, and reports it.
+      }
+    }, this.#treeMaxLagMs)
+    this.#flushTimer.unref?.()
+  }
+
+  /** Writes the leaves that wait (see TREE_BATCH) into the tree, in a transaction of their own. */
+  flushTree(): void {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer)
+    this.#flushTimer = null
+    if (this.#waitingLeaves.length === 0) return
+    this.db.exec('BEGIN')
+    try {
+      for (const leaf of this.#waitingLeaves)
+        this.tree.append(leaf.position, leaf.streamId, leaf.revision, leaf.hash)
+      this.db.exec('COMMIT')
+    } catch (error) {
+      this.db.exec('ROLLBACK')
       this.tree.reload()
       throw error
     }
+    this.#waitingLeaves = []
   }
 
   /** Before replaying from the first event (see `Projection.bulkLoad`). */
@@ -129,6 +197,7 @@ export class ReadStore {
    * order, without applying them again. A no-op once the tree has caught up.
    */
   addLeaves(events: readonly RecordedEvent[]): void {
+    this.flushTree()
     this.db.exec('BEGIN')
     try {
       for (const event of events)
@@ -143,6 +212,9 @@ export class ReadStore {
 
   /** Drops every read model and the checkpoint; the caller replays from the start. */
   reset(): void {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer)
+    this.#flushTimer = null
+    this.#waitingLeaves = []
     this.#statements.clear()
     this.db.exec('BEGIN')
     for (const table of this.#tables()) this.db.exec(`DROP TABLE IF EXISTS ${table}`)
@@ -159,6 +231,7 @@ export class ReadStore {
 
   /** Every read-model row, for comparing a live store with a rebuild. */
   dump(): Record<string, unknown[]> {
+    this.flushTree()
     const out: Record<string, unknown[]> = {}
     for (const table of this.#tables())
       out[table] = this.db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all()
@@ -166,6 +239,12 @@ export class ReadStore {
   }
 
   close(): void {
+    try {
+      this.flushTree()
+    } catch {
+      // Not lost: the next start adds the leaves of applied events the tree lacks.
+    }
+    if (this.#flushTimer) clearTimeout(this.#flushTimer)
     this.db.close()
   }
 }
