@@ -1,7 +1,7 @@
 /**
  * The log-wide Merkle tree (RFC 9162 §2.1) over every event in global order, kept beside the
- * read models and written in the same transaction as each batch, so it is exactly as far as
- * the projections. Appending a leaf is O(1) amortised: the right edge (the roots of the
+ * read models and written in the transaction of the batch that projects its events (the read
+ * store lets the leaves of small batches wait a little: see TREE_BATCH there). Appending a leaf is O(1) amortised: the right edge (the roots of the
  * perfect subtrees that make up the tree) stays in memory, and each completed perfect subtree
  * of at least 2^STORED_LEVEL leaves is stored once, so any proof reads O(log n) stored hashes
  * (a smaller subtree is hashed from its leaves, read in one query).
