@@ -84,6 +84,22 @@ describe('MerkleTree (stored in SQLite)', () => {
     db.close()
   })
 
+  it('refuses an event hash that is not 64 hex digits, and stays as it was', () => {
+    dir = mkdtempSync(join(tmpdir(), 'merkle-'))
+    const { db, tree } = openTree(join(dir, 'tree.db'))
+    tree.append(1n, 's', 0, eventHash(0))
+    for (const bad of [
+      'zz'.repeat(32),
+      eventHash(1).slice(1),
+      `${eventHash(1)}00`,
+      `${eventHash(1).slice(2)}g0`,
+    ])
+      expect(() => tree.append(2n, 's', 1, bad), bad).toThrow(/not a 64-hex event hash/)
+    expect(tree.size).toBe(1)
+    expect(tree.root().toString('hex')).toBe(referenceRoot([eventHash(0)]))
+    db.close()
+  })
+
   it('reload() forgets leaves of a rolled-back transaction', () => {
     dir = mkdtempSync(join(tmpdir(), 'merkle-'))
     const { db, tree } = openTree(join(dir, 'tree.db'))
