@@ -474,6 +474,8 @@ describe.skipIf(!CHROMIUM)(SUITE, { timeout: 90_000 }, () => {
     expect(details).not.toContain('not confirmed')
     expect(await page.locator('#resend-verification').count()).toBe(0)
     await page.getByRole('button', { name: 'Log out' }).click()
+    // Logging out ends with the login page; a link opened before that would be replaced by it.
+    await page.getByText('You are logged out.').waitFor()
 
     // A used link says so.
     await page.goto(confirmLink)
