@@ -4,7 +4,6 @@
  * alone, and only by an earlier checkpoint when they were recomputed.
  */
 
-import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { CompactSign, compactVerify, decodeProtectedHeader, generateKeyPair, importJWK, type JWK } from 'jose'
@@ -22,6 +21,7 @@ import {
   register,
   type Tokens,
 } from '../support/e2e.ts'
+import { referenceRoot } from '../support/merkle-reference.ts'
 import { startServer, type TestServer } from '../support/server.ts'
 import { rewriteStoredEvent } from '../support/tamper.ts'
 
@@ -200,19 +200,6 @@ describe('GET /admin/users/{user_id}/history', () => {
     expect((await request('GET', '/admin/users/abc/history', { token: admin.token })).status).toBe(422)
   })
 })
-
-/** Root of RFC 9162's Merkle tree over event hashes, computed the plain recursive way. */
-function referenceRoot(eventHashes: string[]): string {
-  const sha = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest()
-  const mth = (leaves: Buffer[]): Buffer => {
-    if (leaves.length === 0) return sha()
-    if (leaves.length === 1) return sha(Buffer.from([0]), leaves[0])
-    let k = 1
-    while (k * 2 < leaves.length) k *= 2
-    return sha(Buffer.from([1]), mth(leaves.slice(0, k)), mth(leaves.slice(k)))
-  }
-  return mth(eventHashes.map((h) => Buffer.from(h, 'hex'))).toString('hex')
-}
 
 const payloadOf = (jws: string) => JSON.parse(Buffer.from(jws.split('.')[1], 'base64url').toString())
 

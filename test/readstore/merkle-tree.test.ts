@@ -3,7 +3,6 @@
  * root, every inclusion proof and the consistency proofs, also after the file is reopened
  * mid-way (the right edge is read back from the stored nodes).
  */
-import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,19 +11,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { verifyConsistency, verifyInclusion } from '../../scripts/verify-proof.ts'
 import { consistencyProof, inclusionProof, rootOf } from '../../src/audit/merkle.ts'
 import { MERKLE_SCHEMA, MerkleTree } from '../../src/readstore/merkle-tree.ts'
+import { referenceRoot, sha256 } from '../support/merkle-reference.ts'
 
-const sha = (...parts: Buffer[]): Buffer => createHash('sha256').update(Buffer.concat(parts)).digest()
-const eventHash = (i: number): string => sha(Buffer.from(`event ${i}`)).toString('hex')
-
-function referenceRoot(hashes: string[]): string {
-  const mth = (leaves: Buffer[]): Buffer => {
-    if (leaves.length === 1) return sha(Buffer.from([0]), leaves[0])
-    let k = 1
-    while (k * 2 < leaves.length) k *= 2
-    return sha(Buffer.from([1]), mth(leaves.slice(0, k)), mth(leaves.slice(k)))
-  }
-  return mth(hashes.map((h) => Buffer.from(h, 'hex'))).toString('hex')
-}
+const eventHash = (i: number): string => sha256(Buffer.from(`event ${i}`)).toString('hex')
 
 let dir: string | null = null
 afterEach(() => {

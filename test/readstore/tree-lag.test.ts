@@ -4,7 +4,6 @@
  * batch keeps the ones that wait, and a crash loses only waiting leaves, which the next start
  * adds back from the store.
  */
-import { createHash, randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -16,20 +15,9 @@ import { openSqliteEventStore } from '../../src/eventstore/sqlite-event-store.ts
 import { createProjectionRunner } from '../../src/readstore/projection-runner.ts'
 import { ReadStore } from '../../src/readstore/read-store.ts'
 import { openDataKeyStore } from '../../src/security/data-keys.ts'
+import { newEvent } from '../eventstore/contract.ts'
+import { referenceRoot, sha256 } from '../support/merkle-reference.ts'
 import { tempDir } from '../support/temp.ts'
-
-const sha = (...parts: Buffer[]): Buffer => createHash('sha256').update(Buffer.concat(parts)).digest()
-
-/** RFC 9162 MTH over event hashes, written out plainly. */
-function referenceRoot(hashes: string[]): string {
-  const mth = (leaves: Buffer[]): Buffer => {
-    if (leaves.length === 1) return sha(Buffer.from([0]), leaves[0])
-    let k = 1
-    while (k * 2 < leaves.length) k *= 2
-    return sha(Buffer.from([1]), mth(leaves.slice(0, k)), mth(leaves.slice(k)))
-  }
-  return mth(hashes.map((h) => Buffer.from(h, 'hex'))).toString('hex')
-}
 
 /** Events no projection handles: only the tree and the checkpoint see them. */
 const recorded = (n: number, type = 'IdReserved'): RecordedEvent =>
@@ -39,7 +27,10 @@ const recorded = (n: number, type = 'IdReserved'): RecordedEvent =>
     position: BigInt(n),
     type,
     data: {},
-    metadata: { hash: sha(Buffer.from(`event ${n}`)).toString('hex'), occurred_at: new Date().toISOString() },
+    metadata: {
+      hash: sha256(Buffer.from(`event ${n}`)).toString('hex'),
+      occurred_at: new Date().toISOString(),
+    },
   }) as unknown as RecordedEvent
 
 const open: ReadStore[] = []
@@ -124,24 +115,7 @@ describe('Merkle leaves of live batches', () => {
     try {
       const codec = createEventCodec(dataKeys)
       for (let n = 0; n < 12; n++) {
-        await events.append(
-          'sequence-crash',
-          [
-            {
-              type: 'IdReserved',
-              data: {},
-              metadata: {
-                event_id: randomUUID(),
-                schema_version: 1,
-                occurred_at: new Date().toISOString(),
-                actor_id: null,
-                correlation_id: null,
-                causation_id: null,
-              },
-            },
-          ],
-          n === 0 ? 'no_stream' : n - 1,
-        )
+        await events.append('sequence-crash', [newEvent('IdReserved')], n === 0 ? 'no_stream' : n - 1)
       }
       const all = await events.readAll({ fromPosition: 0n, limit: 100 })
       const path = join(dataDir, 'read-models.db')
