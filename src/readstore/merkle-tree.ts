@@ -1,10 +1,11 @@
 /**
  * The log-wide Merkle tree (RFC 9162 §2.1) over every event in global order, kept beside the
  * read models and written in the transaction of the batch that projects its events (the read
- * store lets the leaves of small batches wait a little: see TREE_BATCH there). Appending a leaf is O(1) amortised: the right edge (the roots of the
- * perfect subtrees that make up the tree) stays in memory, and each completed perfect subtree
- * of at least 2^STORED_LEVEL leaves is stored once, so any proof reads O(log n) stored hashes
- * (a smaller subtree is hashed from its leaves, read in one query).
+ * store lets the leaves of small batches wait a little: see TREE_BATCH there). Appending a leaf
+ * is O(1) amortised: the right edge (the roots of the perfect subtrees that make up the tree)
+ * stays in memory, and each completed perfect subtree of at least 2^STORED_LEVEL leaves is
+ * stored once, so any proof reads O(log n) stored hashes (a smaller subtree is hashed from its
+ * leaves, read in one query).
  *
  * A leaf keeps the event's stored hash (its encrypted form: crypto-shredding never changes it)
  * and where the event is. The leaves table has no index but its key: positions grow with the

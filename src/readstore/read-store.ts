@@ -30,8 +30,6 @@ type Named = { name: string }
 const TREE_BATCH = 64
 const TREE_MAX_LAG_MS = 50
 
-type WaitingLeaf = { position: bigint; streamId: string; revision: number; hash: string }
-
 export class ReadStore {
   readonly db: DatabaseSync
   readonly #projections: readonly Projection[]
@@ -39,10 +37,10 @@ export class ReadStore {
   readonly #writer: ReadModelWriter
   /** The log-wide Merkle tree, as far as the read models. */
   readonly tree: MerkleTree
-  #waitingLeaves: WaitingLeaf[] = []
+  /** Applied events whose leaves are not in the tree yet (see TREE_BATCH). */
+  #waiting: RecordedEvent[] = []
   #waitingSince = 0
   #flushTimer: ReturnType<typeof setTimeout> | null = null
-
   readonly #treeMaxLagMs: number
 
   /** `treeMaxLagMs`: how long a leaf may wait (see TREE_BATCH); tests stretch or shrink it. */
@@ -118,7 +116,7 @@ export class ReadStore {
   /** Applies a batch of events and moves the checkpoint, all in one transaction. */
   applyBatch(events: readonly RecordedEvent[]): void {
     if (events.length === 0) return
-    const waiting = this.#waitingLeaves
+    const waiting = this.#waiting
     const due =
       waiting.length + events.length >= TREE_BATCH ||
       (waiting.length > 0 && performance.now() - this.#waitingSince >= this.#treeMaxLagMs)
@@ -127,9 +125,8 @@ export class ReadStore {
       for (const event of events)
         for (const p of this.#projections) if (p.handles.has(event.type)) p.apply(event, this.#writer)
       if (due) {
-        for (const leaf of waiting) this.tree.append(leaf.position, leaf.streamId, leaf.revision, leaf.hash)
-        for (const event of events)
-          this.tree.append(event.position, event.stream_id, event.revision, event.metadata.hash)
+        this.#appendLeaves(waiting)
+        this.#appendLeaves(events)
       }
       this.#statement(
         'INSERT INTO checkpoint (id, position) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET position = excluded.position',
@@ -141,19 +138,12 @@ export class ReadStore {
       throw error
     }
     if (due) {
-      this.#waitingLeaves = []
+      this.#waiting = []
       return
     }
     if (waiting.length === 0) this.#waitingSince = performance.now()
-    for (const e of events)
-      waiting.push({
-        position: e.position,
-        streamId: e.stream_id,
-        revision: e.revision,
-        hash: e.metadata.hash,
-      })
+    waiting.push(...events)
     this.#flushTimer ??= setTimeout(() => {
-      this.#flushTimer = null
       try {
         this.flushTree()
       } catch {
@@ -165,20 +155,32 @@ export class ReadStore {
 
   /** Writes the leaves that wait (see TREE_BATCH) into the tree, in a transaction of their own. */
   flushTree(): void {
+    this.#cancelFlush()
+    if (this.#waiting.length === 0) return
+    this.#addLeavesInTransaction(this.#waiting)
+    this.#waiting = []
+  }
+
+  #cancelFlush(): void {
     if (this.#flushTimer) clearTimeout(this.#flushTimer)
     this.#flushTimer = null
-    if (this.#waitingLeaves.length === 0) return
+  }
+
+  #appendLeaves(events: readonly RecordedEvent[]): void {
+    for (const e of events) this.tree.append(e.position, e.stream_id, e.revision, e.metadata.hash)
+  }
+
+  /** Adds these events' leaves, and nothing else, in one transaction. */
+  #addLeavesInTransaction(events: readonly RecordedEvent[]): void {
     this.db.exec('BEGIN')
     try {
-      for (const leaf of this.#waitingLeaves)
-        this.tree.append(leaf.position, leaf.streamId, leaf.revision, leaf.hash)
+      this.#appendLeaves(events)
       this.db.exec('COMMIT')
     } catch (error) {
       this.db.exec('ROLLBACK')
       this.tree.reload()
       throw error
     }
-    this.#waitingLeaves = []
   }
 
   /** Before replaying from the first event (see `Projection.bulkLoad`). */
@@ -198,23 +200,13 @@ export class ReadStore {
    */
   addLeaves(events: readonly RecordedEvent[]): void {
     this.flushTree()
-    this.db.exec('BEGIN')
-    try {
-      for (const event of events)
-        this.tree.append(event.position, event.stream_id, event.revision, event.metadata.hash)
-      this.db.exec('COMMIT')
-    } catch (error) {
-      this.db.exec('ROLLBACK')
-      this.tree.reload()
-      throw error
-    }
+    this.#addLeavesInTransaction(events)
   }
 
   /** Drops every read model and the checkpoint; the caller replays from the start. */
   reset(): void {
-    if (this.#flushTimer) clearTimeout(this.#flushTimer)
-    this.#flushTimer = null
-    this.#waitingLeaves = []
+    this.#cancelFlush()
+    this.#waiting = []
     this.#statements.clear()
     this.db.exec('BEGIN')
     for (const table of this.#tables()) this.db.exec(`DROP TABLE IF EXISTS ${table}`)
@@ -244,7 +236,7 @@ export class ReadStore {
     } catch {
       // Not lost: the next start adds the leaves of applied events the tree lacks.
     }
-    if (this.#flushTimer) clearTimeout(this.#flushTimer)
+    this.#cancelFlush()
     this.db.close()
   }
 }
